@@ -1,0 +1,271 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import { OktailError, errorMessage } from '../../core/errors.js';
+
+export interface OktaTlsSettings {
+  /** PEM of extra/private CAs to trust instead of the default store. */
+  ca?: string | Buffer;
+  /** Client certificate and key for mTLS. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  passphrase?: string;
+  verifyCertificate: boolean;
+  verifyHostname: boolean;
+}
+
+export interface OktaClientSettings {
+  /** `host[:port]` of the org, no scheme. */
+  domain: string;
+  auth: { header: string; prefix: string; token: string };
+  /** undefined = standard HTTPS with the default trust store. */
+  tls?: OktaTlsSettings;
+  requestTimeoutMs: number;
+  userAgent: string;
+}
+
+export interface FetchedPage {
+  url: string;
+  status: number;
+  /** Lower-case header names. */
+  headers: Record<string, string>;
+  body: Buffer;
+  /** Local clock when the response headers arrived. */
+  receivedAtMs: number;
+  ms: number;
+}
+
+/** Narrow seam so the source can be driven by the real client or a test double. */
+export interface PageFetcher {
+  readonly origin: string;
+  fetch(url: URL, signal: AbortSignal): Promise<FetchedPage>;
+  close(): Promise<void>;
+}
+
+const MAX_ERROR_BODY = 64 * 1024;
+
+/**
+ * The only holder of the API token. It sends the token to the configured origin and nowhere else, and
+ * never puts it in an error. Every non-200 answer becomes an OktailError classified per the product's
+ * error table, so callers decide only "retry" or "halt".
+ */
+export class OktaHttpClient implements PageFetcher {
+  readonly origin: string;
+  readonly #dispatcher: Dispatcher;
+  readonly #authHeader: string;
+  readonly #authValue: string;
+  readonly #timeoutMs: number;
+  readonly #userAgent: string;
+
+  constructor(settings: OktaClientSettings) {
+    this.origin = `https://${settings.domain}`;
+    this.#authHeader = settings.auth.header.toLowerCase();
+    this.#authValue = `${settings.auth.prefix}${settings.auth.token}`;
+    this.#timeoutMs = settings.requestTimeoutMs;
+    this.#userAgent = settings.userAgent;
+    const tls = settings.tls;
+    this.#dispatcher = new Agent({
+      // One connection: Okta also limits concurrent requests per org, and we keep one in flight.
+      connections: 1,
+      headersTimeout: settings.requestTimeoutMs,
+      bodyTimeout: settings.requestTimeoutMs,
+      connect: tls
+        ? {
+            ca: tls.ca,
+            cert: tls.cert,
+            key: tls.key,
+            passphrase: tls.passphrase,
+            rejectUnauthorized: tls.verifyCertificate,
+            ...(tls.verifyHostname ? {} : { checkServerIdentity: () => undefined }),
+          }
+        : {},
+    });
+  }
+
+  /** Resolves a URL or path from the collection logic, refusing any origin but the org's own. */
+  resolve(urlOrPath: string): URL {
+    let url: URL;
+    try {
+      url = new URL(urlOrPath, this.origin);
+    } catch (err) {
+      throw new OktailError('ORIGIN_MISMATCH', `Not a valid request URL: ${JSON.stringify(urlOrPath)}`, false, {
+        cause: err,
+      });
+    }
+    if (url.origin !== this.origin) {
+      throw new OktailError(
+        'ORIGIN_MISMATCH',
+        `Refusing to request ${url.origin}: it is not the configured org ${this.origin}; ` +
+          'the API token is only ever sent to the configured org',
+      );
+    }
+    return url;
+  }
+
+  async fetch(url: URL, signal: AbortSignal): Promise<FetchedPage> {
+    if (url.origin !== this.origin) throw this.#foreign(url);
+    const started = performance.now();
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(url, {
+        method: 'GET',
+        dispatcher: this.#dispatcher,
+        signal,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        headers: {
+          accept: 'application/json',
+          'user-agent': this.#userAgent,
+          [this.#authHeader]: this.#authValue,
+        },
+      });
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw transportError(err);
+    }
+    const receivedAtMs = Date.now();
+    const headers = flattenHeaders(res.headers);
+    let body: Buffer;
+    try {
+      body = res.statusCode === 200 ? Buffer.from(await res.body.arrayBuffer()) : await readCapped(res.body);
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw transportError(err, res.statusCode);
+    }
+    const page: FetchedPage = {
+      url: url.href,
+      status: res.statusCode,
+      headers,
+      body,
+      receivedAtMs,
+      ms: performance.now() - started,
+    };
+    if (res.statusCode !== 200) throw classifyFailure(page);
+    return page;
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.close();
+  }
+
+  #foreign(url: URL): OktailError {
+    return new OktailError('ORIGIN_MISMATCH', `Refusing to request ${url.origin}: not the configured org ${this.origin}`);
+  }
+}
+
+function flattenHeaders(raw: Record<string, string | string[] | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) {
+    if (value === undefined) continue;
+    out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return out;
+}
+
+async function readCapped(body: Dispatcher.ResponseData['body']): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    if (size < MAX_ERROR_BODY) chunks.push(chunk);
+    size += chunk.length;
+  }
+  return Buffer.concat(chunks).subarray(0, MAX_ERROR_BODY);
+}
+
+/** Okta's JSON error fields, when the body has them; only `errorCode` is stable. */
+export interface OktaErrorBody {
+  errorCode?: string;
+  errorSummary?: string;
+  errorId?: string;
+}
+
+export function parseOktaError(body: Buffer): OktaErrorBody {
+  try {
+    const parsed: unknown = JSON.parse(body.toString('utf8'));
+    if (parsed === null || typeof parsed !== 'object') return {};
+    const o = parsed as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 500) : undefined);
+    return { errorCode: str(o.errorCode), errorSummary: str(o.errorSummary), errorId: str(o.errorId) };
+  } catch {
+    return {};
+  }
+}
+
+function withOktaDetails(message: string, body: OktaErrorBody): string {
+  const parts: string[] = [];
+  if (body.errorCode) parts.push(`errorCode=${body.errorCode}`);
+  if (body.errorSummary) parts.push(`errorSummary=${JSON.stringify(body.errorSummary)}`);
+  if (body.errorId) parts.push(`errorId=${body.errorId}`);
+  return parts.length === 0 ? message : `${message} (${parts.join(', ')})`;
+}
+
+/** Fields attached to errors from a response, for retry decisions and diagnostics. */
+export class OktaResponseError extends OktailError {
+  constructor(
+    code: 'OKTA_BAD_REQUEST' | 'OKTA_AUTH' | 'OKTA_RATE_LIMITED' | 'OKTA_FETCH_FAILED',
+    message: string,
+    retryable: boolean,
+    readonly status: number | null,
+    readonly okta: OktaErrorBody,
+    readonly headers: Record<string, string>,
+    cause?: unknown,
+  ) {
+    super(code, message, retryable, { cause });
+  }
+}
+
+export function classifyFailure(page: FetchedPage): OktaResponseError {
+  const okta = parseOktaError(page.body);
+  const { status, headers } = page;
+  if (status === 400) {
+    return new OktaResponseError(
+      'OKTA_BAD_REQUEST',
+      withOktaDetails('Bad request - check API parameters', okta),
+      false,
+      status,
+      okta,
+      headers,
+    );
+  }
+  if (status === 401 || status === 403) {
+    return new OktaResponseError(
+      'OKTA_AUTH',
+      withOktaDetails('Authentication failed - check OKTA_API_TOKEN', okta),
+      false,
+      status,
+      okta,
+      headers,
+    );
+  }
+  if (status === 429) {
+    return new OktaResponseError(
+      'OKTA_RATE_LIMITED',
+      withOktaDetails('Rate limit exceeded - will retry', okta),
+      true,
+      status,
+      okta,
+      headers,
+    );
+  }
+  return new OktaResponseError(
+    'OKTA_FETCH_FAILED',
+    withOktaDetails(`Failed to fetch Okta system logs. Status=${status}`, okta),
+    true,
+    status,
+    okta,
+    headers,
+  );
+}
+
+/** Connection, TLS and timeout failures: retryable, with the transport's own reason after the status. */
+export function transportError(err: unknown, status?: number): OktaResponseError {
+  const code = (err as { code?: unknown }).code;
+  const reason = typeof code === 'string' ? `${code}: ${errorMessage(err)}` : errorMessage(err);
+  return new OktaResponseError(
+    'OKTA_FETCH_FAILED',
+    `Failed to fetch Okta system logs. Status=${status ?? 'none'} (${reason})`,
+    true,
+    status ?? null,
+    {},
+    {},
+    err,
+  );
+}
