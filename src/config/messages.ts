@@ -1,0 +1,230 @@
+import type { z } from 'zod';
+import type { PathSegment } from './errors.js';
+
+/** What the issue mapper may learn about the input; the loader decides what is safe to show. */
+export interface IssueContext {
+  /** The (interpolated) input value at a path; undefined when absent. */
+  valueAt(path: readonly PathSegment[]): unknown;
+  /** Whether the key is written in the file, even without a value. */
+  isWritten(path: readonly PathSegment[]): boolean;
+  /**
+   * Whether the value, or text derived from it, may appear in a message: false for secrets and for
+   * anything that came from the environment (which may hold a secret put in the wrong place).
+   */
+  isShowable(path: readonly PathSegment[]): boolean;
+  /** Keys the schema allows in the object at a path, for "did you mean" suggestions. */
+  allowedKeys(path: readonly PathSegment[]): string[];
+}
+
+export interface PathedMessage {
+  path: PathSegment[];
+  message: string;
+}
+
+type Issue = z.core.$ZodIssue;
+
+// Messages this module's schemas set are lower-case sentences; zod's defaults start with a capital.
+function isOwnMessage(message: string): boolean {
+  return /^[a-z]/.test(message);
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'list';
+  if (value instanceof Date) return 'date';
+  if (typeof value === 'object') return 'mapping';
+  return typeof value;
+}
+
+const EXPECTED: Record<string, string> = {
+  string: 'a string',
+  number: 'a number',
+  int: 'a whole number',
+  boolean: 'true or false',
+  object: 'a mapping',
+  record: 'a mapping',
+  array: 'a list',
+  null: 'empty',
+};
+
+export function issueToMessages(issue: Issue, ctx: IssueContext): PathedMessage[] {
+  const path = issue.path.filter((s): s is PathSegment => typeof s !== 'symbol');
+  const value = ctx.valueAt(path);
+  // ", got 5" for literal numbers only; strings are never echoed (a token may sit in the wrong key).
+  const got = ctx.isShowable(path) && (typeof value === 'number' || typeof value === 'boolean');
+  const gotSuffix = got ? `, got ${String(value)}` : '';
+
+  switch (issue.code) {
+    case 'invalid_type': {
+      if (value === undefined) {
+        return [{ path, message: ctx.isWritten(path) ? 'must have a value' : 'is required' }];
+      }
+      const expected = EXPECTED[issue.expected] ?? issue.expected;
+      if (issue.expected === 'int' && typeof value === 'number') {
+        return [{ path, message: `must be a whole number${gotSuffix}` }];
+      }
+      return [{ path, message: `must be ${expected}, got ${typeName(value)}` }];
+    }
+    case 'too_small':
+    case 'too_big': {
+      if (isOwnMessage(issue.message)) {
+        return [
+          { path, message: issue.origin === 'number' ? `${issue.message}${gotSuffix}` : issue.message },
+        ];
+      }
+      const bound = issue.code === 'too_small' ? issue.minimum : issue.maximum;
+      const inclusive = issue.inclusive !== false;
+      const words =
+        issue.code === 'too_small'
+          ? inclusive
+            ? 'at least'
+            : 'greater than'
+          : inclusive
+            ? 'at most'
+            : 'less than';
+      const unit = issue.origin === 'string' ? ' characters' : issue.origin === 'array' ? ' items' : '';
+      return [{ path, message: `must be ${words} ${String(bound)}${unit}${gotSuffix}` }];
+    }
+    case 'invalid_value': {
+      const values = issue.values.map((v) => String(v));
+      const message = values.length === 1 ? `must be ${values[0]}` : `must be one of ${values.join(', ')}`;
+      return [{ path, message }];
+    }
+    case 'invalid_union': {
+      if (issue.discriminator !== undefined && 'options' in issue && issue.options) {
+        const options = issue.options.map((v) => String(v));
+        const list = options.length === 1 ? `${options[0]}` : `one of ${options.join(', ')}`;
+        return [{ path, message: value === undefined ? `is required (${list})` : `must be ${list}` }];
+      }
+      return [{ path, message: 'does not match any allowed form' }];
+    }
+    case 'unrecognized_keys': {
+      const allowed = ctx.allowedKeys(path);
+      return issue.keys.map((key) => {
+        const suggestion = closest(key, allowed);
+        const hint = suggestion
+          ? `; did you mean ${suggestion}?`
+          : allowed.length > 0
+            ? ` (allowed: ${allowed.join(', ')})`
+            : '';
+        return { path: [...path, key], message: `unknown key ${JSON.stringify(key)}${hint}` };
+      });
+    }
+    case 'invalid_key': {
+      const kind = path[0] === 'sinks' ? 'sink' : path[0] === 'sources' ? 'source' : 'key';
+      const key = path[path.length - 1];
+      return [
+        {
+          path,
+          message: `${kind} name ${JSON.stringify(String(key))} is not allowed: use 1 to 64 letters, digits, _ or -`,
+        },
+      ];
+    }
+    case 'custom': {
+      const fix = (issue.params as { fix?: unknown } | undefined)?.fix;
+      const withFix =
+        typeof fix === 'string' && ctx.isShowable(path) ? `${issue.message}: write ${fix}` : issue.message;
+      return [{ path, message: withFix }];
+    }
+    default:
+      return [{ path, message: isOwnMessage(issue.message) ? issue.message : lowerFirst(issue.message) }];
+  }
+}
+
+function lowerFirst(text: string): string {
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+/** Edit distance where swapping two neighbouring letters counts as one slip, like a single typo. */
+function editDistance(a: string, b: string): number {
+  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      const above = rows[i - 1] ?? [];
+      let best = Math.min((above[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (above[j - 1] ?? 0) + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        best = Math.min(best, (rows[i - 2]?.[j - 2] ?? 0) + 1);
+      }
+      row[j] = best;
+    }
+    rows.push(row);
+  }
+  return rows[a.length]?.[b.length] ?? 0;
+}
+
+/** The allowed key a typo most likely meant, if any is close enough to be a plausible slip. */
+export function closest(key: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(key.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  const tolerance = Math.max(1, Math.floor(key.length / 3));
+  return bestDistance <= tolerance ? best : undefined;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Walking a zod schema along a config path, to list the keys an object allows.
+
+interface SchemaDef {
+  type: string;
+  shape?: Record<string, z.core.$ZodType>;
+  innerType?: z.core.$ZodType;
+  in?: z.core.$ZodType;
+  valueType?: z.core.$ZodType;
+  element?: z.core.$ZodType;
+  options?: z.core.$ZodType[];
+  values?: unknown[];
+  getter?: () => z.core.$ZodType;
+}
+
+function defOf(schema: z.core.$ZodType): SchemaDef {
+  const def: unknown = schema._zod.def;
+  return def as SchemaDef;
+}
+
+/** Strips wrappers (optional, default, transform pipes...) and picks the union member the data selects. */
+function unwrap(schema: z.core.$ZodType, data: unknown): z.core.$ZodType {
+  for (let depth = 0; depth < 32; depth++) {
+    const def = defOf(schema);
+    if (def.innerType) schema = def.innerType;
+    else if (def.type === 'pipe' && def.in) schema = def.in;
+    else if (def.type === 'lazy' && def.getter) schema = def.getter();
+    else if (def.type === 'union' && def.options?.[0]) {
+      const type = typeof data === 'object' && data !== null ? (data as { type?: unknown }).type : undefined;
+      schema =
+        def.options.find((option) => {
+          const typeSchema = defOf(unwrap(option, undefined)).shape?.type;
+          return typeSchema !== undefined && (defOf(typeSchema).values ?? []).includes(type);
+        }) ?? def.options[0];
+    } else break;
+  }
+  return schema;
+}
+
+export function allowedKeysAt(
+  root: z.core.$ZodType,
+  rootData: unknown,
+  path: readonly PathSegment[],
+): string[] {
+  let schema: z.core.$ZodType | undefined = root;
+  let data = rootData;
+  for (const segment of path) {
+    schema = unwrap(schema, data);
+    const def = defOf(schema);
+    data = typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[segment] : undefined;
+    if (def.type === 'object') schema = def.shape?.[segment];
+    else if (def.type === 'record') schema = def.valueType;
+    else if (def.type === 'array') schema = def.element;
+    else schema = undefined;
+    if (!schema) return [];
+  }
+  const shape = defOf(unwrap(schema, data)).shape;
+  return shape ? Object.keys(shape) : [];
+}
