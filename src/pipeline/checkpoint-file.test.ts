@@ -19,7 +19,9 @@ describe('FileCheckpointStore', () => {
     const store = new FileCheckpointStore(dir);
     const cp = {
       version: 1 as const,
-      sources: { okta: { domain: 'a.okta.com', state: { next: 'https://a.okta.com/x' }, committed_at: 'now' } },
+      sources: {
+        okta: { domain: 'a.okta.com', state: { next: 'https://a.okta.com/x' }, committed_at: 'now' },
+      },
       sinks: { archive: { path: '/tmp/x', length: 42 } },
     };
     await store.commit(cp);

@@ -26,9 +26,14 @@ export class FileCheckpointStore implements CheckpointStore {
       text = await readFile(this.path, 'utf8');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return emptyCheckpoint();
-      throw new OktailError('STATE_CORRUPT', `Cannot read the checkpoint ${this.path}: ${(err as Error).message}`, false, {
-        cause: err,
-      });
+      throw new OktailError(
+        'STATE_CORRUPT',
+        `Cannot read the checkpoint ${this.path}: ${(err as Error).message}`,
+        false,
+        {
+          cause: err,
+        },
+      );
     }
     return parseCheckpoint(text, this.path);
   }
@@ -71,7 +76,12 @@ export function parseCheckpoint(text: string, where: string): Checkpoint {
       `The checkpoint ${where} has an unknown format (expected "version": 1); it was written by another version of oktail`,
     );
   }
-  if (typeof cp.sources !== 'object' || cp.sources === null || typeof cp.sinks !== 'object' || cp.sinks === null) {
+  if (
+    typeof cp.sources !== 'object' ||
+    cp.sources === null ||
+    typeof cp.sinks !== 'object' ||
+    cp.sinks === null
+  ) {
     throw new OktailError('STATE_CORRUPT', `The checkpoint ${where} lacks "sources" or "sinks"`);
   }
   return cp as Checkpoint;

@@ -1,0 +1,121 @@
+import { lookup } from 'node:dns/promises';
+import { Command } from '@commander-js/extra-typings';
+import { loadConfig } from '../config/load.js';
+import type { OktaSourceConfig } from '../config/schema.js';
+import { errorMessage, isOktailError } from '../core/errors.js';
+import { createClient } from '../pipeline/build.js';
+import { OktaResponseError } from '../sources/okta/client.js';
+import { readRateLimit } from '../sources/okta/rate-limit-headers.js';
+import { EXIT_OK, exitCodeFor } from './exit-codes.js';
+
+export interface CheckResult {
+  ok: boolean;
+  lines: string[];
+  error?: unknown;
+}
+
+const TLS_HINT =
+  'check tls.ca_file (the CA that signed the server certificate), or verify_hostname for a certificate issued to another name';
+
+/** Names the failing layer from a transport error's code. */
+function diagnoseTransport(err: unknown, host: string): string {
+  const cause = (err as { cause?: unknown }).cause ?? err;
+  const rawCode = (cause as { code?: unknown }).code;
+  const code = typeof rawCode === 'string' ? rawCode : '';
+  const msg = errorMessage(cause);
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `DNS: cannot resolve ${host} (${code})`;
+  if (
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+      'UND_ERR_CONNECT_TIMEOUT',
+    ].includes(code)
+  ) {
+    return `TCP: cannot connect to ${host} (${code}: ${msg})`;
+  }
+  if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME/i.test(code) || /certificate|tls|ssl/i.test(msg)) {
+    return `TLS: handshake with ${host} failed (${code || 'error'}: ${msg}); ${TLS_HINT}`;
+  }
+  return `HTTP: request to ${host} failed (${code || 'error'}: ${msg})`;
+}
+
+function hintFor(status: number | null): string {
+  switch (status) {
+    case 401:
+      return 'the token is invalid, expired or revoked: create a new API token and set OKTA_API_TOKEN';
+    case 403:
+      return 'the token lacks permission: its admin needs Read-only Administrator or okta.logs.read';
+    case 400:
+      return 'Okta rejected the request parameters';
+    case 429:
+      return 'the rate limit is exhausted right now; other integrations are using the budget';
+    default:
+      return 'Okta or the network failed; try again later';
+  }
+}
+
+/** One authenticated `limit=1` request, reported layer by layer. */
+export async function checkSource(name: string, cfg: OktaSourceConfig): Promise<CheckResult> {
+  const lines: string[] = [];
+  const host = cfg.domain.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  try {
+    const { address } = await lookup(host);
+    lines.push(`DNS: ${host} resolves to ${address}`);
+  } catch (err) {
+    lines.push(diagnoseTransport(err, host));
+    return { ok: false, lines, error: err };
+  }
+  let client;
+  try {
+    client = await createClient(name, cfg);
+  } catch (err) {
+    lines.push(errorMessage(err));
+    return { ok: false, lines, error: err };
+  }
+  try {
+    const url = client.resolve('/api/v1/logs?limit=1');
+    const page = await client.fetch(url, AbortSignal.timeout(cfg.request_timeout_secs * 1000));
+    lines.push(`TCP and TLS: connected to ${client.origin}`);
+    lines.push(`HTTP: ${page.status}, System Log readable`);
+    lines.push(rateLimitLine(page.headers, page.receivedAtMs));
+    return { ok: true, lines };
+  } catch (err) {
+    if (err instanceof OktaResponseError && err.status !== null) {
+      lines.push(`TCP and TLS: connected to ${client.origin}`);
+      lines.push(`HTTP: ${err.status}: ${err.message}`);
+      lines.push(`Hint: ${hintFor(err.status)}`);
+      lines.push(rateLimitLine(err.headers, Date.now()));
+    } else {
+      lines.push(diagnoseTransport(isOktailError(err) && err.cause ? err.cause : err, cfg.domain));
+    }
+    return { ok: false, lines, error: err };
+  } finally {
+    await client.close();
+  }
+}
+
+function rateLimitLine(headers: Record<string, string>, receivedAtMs: number): string {
+  const info = readRateLimit(headers, receivedAtMs);
+  if (!info) return 'Rate limit: no X-Rate-Limit headers in the response';
+  return `Rate limit: ${info.remaining} of ${info.limit} requests left in this window, resets in ${Math.ceil(info.resetInMs / 1000)} s`;
+}
+
+export function checkCommand() {
+  return new Command('check')
+    .description('test the connection to each source: one authenticated request, diagnosed layer by layer')
+    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .action(async (opts) => {
+      const config = await loadConfig(opts.config);
+      let exitCode = EXIT_OK;
+      for (const [name, cfg] of Object.entries(config.sources)) {
+        const result = await checkSource(name, cfg);
+        process.stdout.write(`${name} (${cfg.domain}): ${result.ok ? 'OK' : 'FAILED'}\n`);
+        for (const line of result.lines) process.stdout.write(`  ${line}\n`);
+        if (!result.ok && exitCode === EXIT_OK) exitCode = exitCodeFor(result.error);
+      }
+      process.exitCode = exitCode;
+    });
+}

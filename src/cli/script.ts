@@ -1,0 +1,20 @@
+import { Command } from '@commander-js/extra-typings';
+import { builtinScriptSource } from '../script/index.js';
+import { EXIT_USAGE } from './exit-codes.js';
+
+export function scriptCommand() {
+  const script = new Command('script').description('work with collection scripts');
+  script
+    .command('print')
+    .description('write a built-in collection script to stdout, as a starting point for your own')
+    .argument('<name>', 'built-in script name (okta)')
+    .action(async (name) => {
+      if (name !== 'okta') {
+        process.stderr.write(`oktail: there is no built-in script "${name}" (built-in: okta)\n`);
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
+      process.stdout.write(await builtinScriptSource());
+    });
+  return script;
+}

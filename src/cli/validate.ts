@@ -1,0 +1,47 @@
+import { Command } from '@commander-js/extra-typings';
+import { loadConfig } from '../config/load.js';
+import { redactConfig } from '../config/redact.js';
+import { OktailError } from '../core/errors.js';
+import { tlsSettings } from '../pipeline/build.js';
+import { checkCollectionScript } from '../script/index.js';
+import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
+
+export function validateCommand() {
+  return new Command('validate')
+    .description('check the config (and the collection scripts and TLS files it names) without collecting')
+    .requiredOption('-c, --config <file>', 'config file (YAML)')
+    .option('--print', 'print the effective config (secrets redacted)')
+    .action(async (opts) => {
+      const config = await loadConfig(opts.config);
+      const problems: string[] = [];
+      for (const [name, source] of Object.entries(config.sources)) {
+        if (source.script) {
+          for (const p of await checkCollectionScript(source.script)) {
+            const line = p.line === null ? '' : ` line ${p.line}`;
+            problems.push(`sources.${name}.script: ${source.script}${line}: ${p.message}`);
+          }
+        }
+        try {
+          await tlsSettings(name, source);
+        } catch (err) {
+          if (err instanceof OktailError) problems.push(err.message);
+          else throw err;
+        }
+      }
+      if (problems.length > 0) {
+        process.stderr.write(
+          `${opts.config} has ${problems.length} problem(s):\n${problems.map((p) => `  ${p}\n`).join('')}`,
+        );
+        process.exitCode = EXIT_USAGE;
+        return;
+      }
+      const sources = Object.keys(config.sources);
+      const sinks = Object.keys(config.sinks);
+      process.stdout.write(
+        `${opts.config} is valid: ${sources.length} source(s) (${sources.join(', ')}), ` +
+          `${sinks.length} sink(s) (${sinks.join(', ')}).\n`,
+      );
+      if (opts.print) process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
+      process.exitCode = EXIT_OK;
+    });
+}

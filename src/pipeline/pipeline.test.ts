@@ -1,0 +1,193 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { CollectionLogic } from '../core/collection-logic.js';
+import { OktailError } from '../core/errors.js';
+import type { JsonObject } from '../core/json.js';
+import type { Batch, Sink, SinkCheckpoint, WriteResult } from '../core/sink.js';
+import type { SourcePage } from '../sources/okta/source.js';
+import { silentLogger } from '../telemetry/logger.js';
+import { LogTelemetry } from '../telemetry/telemetry.js';
+import { FileCheckpointStore } from './checkpoint-file.js';
+import { Pipeline, type PipelineSource } from './pipeline.js';
+
+/** In-memory sink for unit tests: scripted answers, records what it accepted. */
+class MemorySink implements Sink {
+  readonly guarantee = 'exactly-once' as const;
+  readonly accepted: string[] = [];
+  writes = 0;
+  constructor(
+    readonly name: string,
+    readonly inputs: string[],
+    private readonly answers: WriteResult['kind'][] = [],
+  ) {}
+  async open(): Promise<void> {}
+  async write(batch: Batch): Promise<WriteResult> {
+    const answer = this.answers[this.writes++] ?? 'ok';
+    if (answer === 'ok') {
+      this.accepted.push(batch.ndjson.toString());
+      return { kind: 'ok' };
+    }
+    const error = new Error(`${answer} #${this.writes}`);
+    return answer === 'retry' ? { kind: 'retry', error, afterMs: 1 } : { kind: 'fatal', error };
+  }
+  checkpoint(): SinkCheckpoint {
+    return { accepted: this.accepted.length };
+  }
+  async close(): Promise<void> {}
+}
+
+const logic: CollectionLogic = {
+  name: 'test logic',
+  tags: {},
+  initialState: async ({ startFrom, now }) => ({ since: startFrom ?? now }),
+  cycleRequest: async () => '/x',
+  afterPage: async (state) => ({ state, next: null }),
+  close: async () => {},
+};
+
+function page(n: number, events = 1): SourcePage {
+  return {
+    batch: { source: 'okta', events, ndjson: Buffer.from(`{"n":${n}}\n`) },
+    state: { next: `cursor-${n}` },
+    received: events,
+    newestPublished: null,
+  };
+}
+
+function source(name: string, pages: (SourcePage | Error)[], seen: JsonObject[] = []): PipelineSource {
+  return {
+    name,
+    domain: 'acme.okta.com',
+    logic,
+    intervalMs: 10,
+    startFrom: '2026-01-01T00:00:00.000Z',
+    source: {
+      async *cycle(state: JsonObject) {
+        seen.push(state);
+        for (const p of pages) {
+          if (p instanceof Error) throw p;
+          yield { ...p, batch: { ...p.batch, source: name } };
+        }
+      },
+    },
+  };
+}
+
+async function setup(sources: PipelineSource[], sinks: Sink[]) {
+  const dir = await mkdtemp(join(tmpdir(), 'oktail-pipe-'));
+  const store = new FileCheckpointStore(dir);
+  const log = silentLogger();
+  const pipeline = new Pipeline({
+    sources,
+    sinks,
+    store,
+    log,
+    telemetry: new LogTelemetry(log),
+    once: true,
+    sinkRetryMs: 1,
+  });
+  return { pipeline, store };
+}
+
+const run = (p: Pipeline) => p.run(new AbortController().signal);
+
+describe('Pipeline', () => {
+  it('commits the starting state before the first request, so a crash cannot move "now"', async () => {
+    const seen: JsonObject[] = [];
+    const { pipeline, store } = await setup([source('okta', [], seen)], [new MemorySink('a', ['okta'])]);
+    await run(pipeline);
+    expect(seen[0]).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+    expect((await store.load()).sources.okta?.state).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+  });
+
+  it('commits a page with every sink position after all sinks acknowledged it', async () => {
+    const a = new MemorySink('a', ['okta']);
+    const b = new MemorySink('b', ['okta']);
+    const { pipeline, store } = await setup([source('okta', [page(1), page(2)])], [a, b]);
+    expect(await run(pipeline)).toEqual([{ source: 'okta', status: 'completed' }]);
+    const cp = await store.load();
+    expect(cp.sources.okta?.state).toEqual({ next: 'cursor-2' });
+    expect(cp.sinks).toEqual({ a: { accepted: 2 }, b: { accepted: 2 } });
+  });
+
+  it('retries only the sink that asked for a retry', async () => {
+    const a = new MemorySink('a', ['okta']);
+    const b = new MemorySink('b', ['okta'], ['retry', 'retry', 'ok']);
+    const { pipeline, store } = await setup([source('okta', [page(1)])], [a, b]);
+    await run(pipeline);
+    expect(a.accepted).toEqual(['{"n":1}\n']);
+    expect(b.accepted).toEqual(['{"n":1}\n']);
+    expect(b.writes).toBe(3);
+    expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-1' });
+  });
+
+  it('halts without committing a page a sink refused for good', async () => {
+    const a = new MemorySink('a', ['okta']);
+    const b = new MemorySink('b', ['okta'], ['ok', 'fatal']);
+    const { pipeline, store } = await setup([source('okta', [page(1), page(2)])], [a, b]);
+    const [outcome] = await run(pipeline);
+    expect(outcome).toMatchObject({ status: 'halted', error: { code: 'SINK_WRITE_FAILED' } });
+    const cp = await store.load();
+    expect(cp.sources.okta?.state).toEqual({ next: 'cursor-1' });
+    expect(cp.sinks.a).toEqual({ accepted: 1 });
+  });
+
+  it('commits nothing more after a page reached only some sinks', async () => {
+    // Sink a holds page 2 of "first" uncommitted; a later commit by "second" would record a's position
+    // past it and duplicate it after restart.
+    const a = new MemorySink('a', ['first', 'second']);
+    const b = new MemorySink('b', ['first'], ['ok', 'fatal']);
+    const first = source('first', [page(1), page(2)]);
+    const slowSecond = source('second', [page(3)]);
+    const inner = slowSecond.source;
+    slowSecond.source = {
+      async *cycle(state, signal) {
+        await new Promise((r) => setTimeout(r, 50));
+        yield* inner.cycle(state, signal);
+      },
+    };
+    const { pipeline, store } = await setup([first, slowSecond], [a, b]);
+    const outcomes = await run(pipeline);
+    expect(outcomes.map((o) => o.status)).toEqual(['halted', 'halted']);
+    const cp = await store.load();
+    expect(cp.sinks.a).toEqual({ accepted: 1 });
+    expect(cp.sources.second?.state).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+  });
+
+  it('does not commit an empty page that leaves the state unchanged', async () => {
+    const sink = new MemorySink('a', ['okta']);
+    const empty: SourcePage = { ...page(1, 0), state: { since: '2026-01-01T00:00:00.000Z' } };
+    const { pipeline, store } = await setup([source('okta', [empty])], [sink]);
+    await run(pipeline);
+    expect(sink.writes).toBe(0);
+    expect((await store.load()).sources.okta?.state).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+  });
+
+  it('reports a failed cycle when the script errs in a single run', async () => {
+    const err = new OktailError('SCRIPT_ERROR', 'x.lua: after_page failed at line 3: boom', true);
+    const { pipeline } = await setup([source('okta', [err])], [new MemorySink('a', ['okta'])]);
+    expect(await run(pipeline)).toEqual([{ source: 'okta', status: 'failed', error: err }]);
+  });
+
+  it('halts on a bad request', async () => {
+    const err = new OktailError('OKTA_BAD_REQUEST', 'Bad request - check API parameters', false);
+    const { pipeline } = await setup([source('okta', [err])], [new MemorySink('a', ['okta'])]);
+    expect(await run(pipeline)).toEqual([{ source: 'okta', status: 'halted', error: err }]);
+  });
+
+  it('does not resume a state committed for another org', async () => {
+    const seen: JsonObject[] = [];
+    const { pipeline, store } = await setup([source('okta', [], seen)], [new MemorySink('a', ['okta'])]);
+    await store.commit({
+      version: 1,
+      sources: {
+        okta: { domain: 'other.okta.com', state: { next: 'https://other.okta.com/x' }, committed_at: 'x' },
+      },
+      sinks: {},
+    });
+    await run(pipeline);
+    expect(seen[0]).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+  });
+});

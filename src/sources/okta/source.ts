@@ -1,0 +1,183 @@
+import type { CollectionLogic, EventRef, PageMeta } from '../../core/collection-logic.js';
+import { OktailError, isOktailError } from '../../core/errors.js';
+import type { JsonObject } from '../../core/json.js';
+import type { Batch } from '../../core/sink.js';
+import type { TelemetrySink } from '../../telemetry/telemetry.js';
+import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './client.js';
+import { parseLinks } from './link-header.js';
+import { eventRef, parseEvent, renderNdjson, renderObjects, scanPage, type EventSpans } from './page-body.js';
+import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
+import { sleep, type RateLimiter } from './rate-limiter.js';
+
+export interface RetrySettings {
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+}
+
+export interface OktaSourceOptions {
+  name: string;
+  client: Pick<OktaHttpClient, 'origin' | 'resolve' | 'fetch'>;
+  limiter: RateLimiter;
+  logic: CollectionLogic;
+  telemetry: TelemetrySink;
+  retry: RetrySettings;
+  random?: () => number;
+}
+
+/** One page ready for delivery, with the state to commit once every sink has it. */
+export interface SourcePage {
+  batch: Batch;
+  state: JsonObject;
+  /** Events Okta returned (before any script dropped some). */
+  received: number;
+  /** `published` of the page's last event, for lag. */
+  newestPublished: string | null;
+}
+
+/**
+ * Fetches an org's System Log one cycle at a time. It decides nothing Okta-specific itself (the
+ * collection logic does) and commits nothing (the pipeline does after every sink acknowledged): it
+ * turns HTTP answers into pages or into errors that say "retry" or "halt".
+ */
+export class OktaSource {
+  readonly name: string;
+  readonly #o: OktaSourceOptions;
+  readonly #random: () => number;
+  readonly #tags: Record<string, import('../../core/json.js').JsonValue>;
+
+  constructor(options: OktaSourceOptions) {
+    this.name = options.name;
+    this.#o = options;
+    this.#random = options.random ?? Math.random;
+    this.#tags = { ...options.logic.tags };
+  }
+
+  /**
+   * Yields the pages of one cycle, starting from `state` (the last committed state). The generator
+   * resumes only after the caller delivered the previous page, so backpressure is simply awaiting.
+   */
+  async *cycle(state: JsonObject, signal: AbortSignal): AsyncGenerator<SourcePage> {
+    const { client, logic } = this.#o;
+    let url: URL | null = client.resolve(await logic.cycleRequest(state));
+    while (url !== null) {
+      const { page, spans } = await this.#fetchPage(url, signal);
+      const meta = pageMeta(page, spans);
+      const decision = await logic.afterPage(state, meta);
+      // Checked before delivery: a next link to another origin halts the source at a position a restart
+      // reaches again, instead of committing a state that points elsewhere.
+      const next: URL | null = decision.next === null ? null : client.resolve(decision.next);
+      const batch = await this.#render(page.body, spans);
+      yield {
+        batch,
+        state: decision.state,
+        received: spans.count,
+        newestPublished: meta.last?.published ?? null,
+      };
+      state = decision.state;
+      url = next;
+    }
+  }
+
+  async #render(body: Buffer, spans: EventSpans): Promise<Batch> {
+    const { logic, telemetry } = this.#o;
+    if (!logic.transform || spans.count === 0) {
+      const ndjson = renderNdjson(body, spans, this.#tags);
+      return { source: this.name, events: spans.count, ndjson };
+    }
+    const events: JsonObject[] = [];
+    for (let i = 0; i < spans.count; i++) events.push(parseEvent(body, spans, i));
+    const results = await logic.transform(events);
+    if (results.length !== events.length) {
+      throw new OktailError(
+        'SCRIPT_ERROR',
+        `${logic.name}: transform returned ${results.length} results for ${events.length} events`,
+        true,
+      );
+    }
+    const kept = results.filter((e): e is JsonObject => e !== null);
+    if (kept.length < events.length) {
+      telemetry.eventsDropped({ source: this.name, events: events.length - kept.length, reason: 'script' });
+    }
+    return { source: this.name, events: kept.length, ndjson: renderObjects(kept, this.#tags) };
+  }
+
+  /** One page, retried until it arrives whole or a non-retryable answer halts the source. */
+  async #fetchPage(url: URL, signal: AbortSignal): Promise<{ page: FetchedPage; spans: EventSpans }> {
+    const { client, limiter, telemetry } = this.#o;
+    for (let attempt = 0; ; attempt++) {
+      const done = await limiter.acquire(signal, (wait) =>
+        telemetry.rateLimitWait({ source: this.name, waitMs: Math.round(wait.ms), reason: wait.reason }),
+      );
+      let info: RateLimitInfo | null = null;
+      let failure: unknown;
+      try {
+        const page = await client.fetch(url, signal);
+        info = readRateLimit(page.headers, page.receivedAtMs);
+        const spans = scanPage(page.body);
+        telemetry.pageFetched({
+          source: this.name,
+          events: spans.count,
+          bytes: page.body.length,
+          ms: Math.round(page.ms),
+          status: page.status,
+        });
+        done(info, page.receivedAtMs);
+        this.#observe(info);
+        return { page, spans };
+      } catch (err) {
+        if (err instanceof OktaResponseError) info = readRateLimit(err.headers, Date.now());
+        done(info, Date.now());
+        failure = err;
+      }
+      this.#observe(info);
+      if (signal.aborted) throw signal.reason;
+      if (!isOktailError(failure) || !failure.retryable) throw failure;
+      const waitMs = this.#retryWait(failure, attempt, info);
+      telemetry.requestFailed({
+        source: this.name,
+        status: failure instanceof OktaResponseError ? failure.status : null,
+        code: failure.code,
+        error: failure.message,
+        attempt: attempt + 1,
+        retryInMs: Math.round(waitMs),
+      });
+      await sleep(waitMs, signal);
+    }
+  }
+
+  #observe(info: RateLimitInfo | null): void {
+    if (info && info.limit > 0) {
+      this.#o.telemetry.rateLimitObserved({
+        source: this.name,
+        limit: info.limit,
+        remaining: info.remaining,
+        resetInMs: info.resetInMs,
+      });
+    }
+  }
+
+  #retryWait(err: OktailError, attempt: number, info: RateLimitInfo | null): number {
+    if (err.code === 'OKTA_RATE_LIMITED') {
+      // A concurrency 429 (limit 0) clears as soon as other requests finish: a short jittered pause.
+      if (info && info.limit === 0) return 1000 + this.#random() * 2000;
+      // The limiter saw remaining=0 and the reset time, so the next acquire waits for the window.
+      if (info) return 0;
+    }
+    const { initialBackoffMs, maxBackoffMs } = this.#o.retry;
+    const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt, 30));
+    return ceiling / 2 + this.#random() * (ceiling / 2);
+  }
+}
+
+function pageMeta(page: FetchedPage, spans: EventSpans): PageMeta {
+  const ref = (i: number): EventRef => eventRef(page.body, spans, i);
+  return {
+    status: page.status,
+    url: page.url,
+    headers: page.headers,
+    links: parseLinks(page.headers['link']),
+    count: spans.count,
+    first: spans.count > 0 ? ref(0) : null,
+    last: spans.count > 0 ? ref(spans.count - 1) : null,
+  };
+}
