@@ -1,5 +1,5 @@
 import type { CollectionLogic, EventRef, PageMeta } from '../../core/collection-logic.js';
-import { OktailError, isOktailError } from '../../core/errors.js';
+import { OktailError, errorMessage, isOktailError } from '../../core/errors.js';
 import type { JsonObject } from '../../core/json.js';
 import type { Batch } from '../../core/sink.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
@@ -113,7 +113,7 @@ export class OktaSource {
       try {
         const page = await client.fetch(url, signal);
         info = readRateLimit(page.headers, page.receivedAtMs);
-        const spans = scanPage(page.body);
+        const spans = scanBody(page);
         telemetry.pageFetched({
           source: this.name,
           events: spans.count,
@@ -166,6 +166,23 @@ export class OktaSource {
     const { initialBackoffMs, maxBackoffMs } = this.#o.retry;
     const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt, 30));
     return ceiling / 2 + this.#random() * (ceiling / 2);
+  }
+}
+
+/** A 200 whose body is not a whole JSON array of events is a failed fetch like any other: retried. */
+function scanBody(page: FetchedPage): EventSpans {
+  try {
+    return scanPage(page.body);
+  } catch (err) {
+    throw new OktaResponseError(
+      'OKTA_FETCH_FAILED',
+      `Failed to fetch Okta system logs. Status=${page.status} (${errorMessage(err)})`,
+      true,
+      page.status,
+      {},
+      page.headers,
+      err,
+    );
   }
 }
 
