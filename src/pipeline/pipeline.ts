@@ -202,6 +202,7 @@ export class Pipeline {
           events: page.batch.events,
           bytes: page.batch.ndjson.length,
           sinks: sinks.map((s) => s.name),
+          newestPublished: page.newestPublished,
         });
       }
       cp.sources[src.name] = {

@@ -1,11 +1,44 @@
 import { pino, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 
 export type { Logger };
 
+export type LogFormat = 'json' | 'pretty';
+
+/** Anything pino can write whole lines to. */
+export interface LineDestination {
+  write(line: string): unknown;
+}
+
 export interface LoggerOptions {
   level?: string;
+  /** `json` lines for machines, `pretty` for people at a terminal. Default json. */
+  format?: LogFormat;
+  /** Colours in `pretty`; default: when the destination is a terminal. */
+  colorize?: boolean;
   /** Where lines go; stderr by default so stdout stays free for the stdout sink. */
-  destination?: NodeJS.WritableStream;
+  destination?: LineDestination;
+}
+
+/** The paths pino censors. Secrets never reach the logger by construction; this is a second line. */
+export const REDACT_PATHS = [
+  'token',
+  '*.token',
+  'authorization',
+  '*.authorization',
+  'headers.authorization',
+  '*.headers.authorization',
+  'key_pass',
+  '*.key_pass',
+];
+
+/** `--log-format` wins, then `log.format`, then pretty on a terminal and JSON everywhere else. */
+export function resolveLogFormat(
+  flag: LogFormat | undefined,
+  configured: LogFormat | undefined,
+  stream: { isTTY?: boolean } = process.stderr,
+): LogFormat {
+  return flag ?? configured ?? (stream.isTTY === true ? 'pretty' : 'json');
 }
 
 /**
@@ -13,19 +46,27 @@ export interface LoggerOptions {
  * the HTTP client); the redact paths are a second line of defence for headers passed by mistake.
  */
 export function createLogger(options: LoggerOptions = {}): Logger {
-  return pino(
-    {
-      level: options.level ?? 'info',
-      base: undefined,
-      redact: {
-        paths: ['token', '*.token', 'authorization', '*.authorization', 'headers.authorization', '*.headers.authorization'],
-        censor: '[redacted]',
-      },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    options.destination ?? pino.destination({ fd: 2, sync: true }),
-  );
+  const pinoOptions = {
+    level: options.level ?? 'info',
+    base: undefined,
+    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label: string) => ({ level: label }) },
+  };
+  if (options.format === 'pretty') {
+    const out = options.destination ?? process.stderr;
+    const colorize = options.colorize ?? (out as { isTTY?: boolean }).isTTY === true;
+    // The synchronous formatter, not the pretty transport stream: a line is on the terminal before the
+    // next statement runs, so nothing is lost when the process exits right after logging.
+    const prettify = pinoPretty.prettyFactory({
+      colorize,
+      singleLine: true,
+      translateTime: 'SYS:HH:MM:ss.l',
+      ignore: 'pid,hostname',
+    });
+    return pino(pinoOptions, { write: (line: string) => out.write(prettify(line)) });
+  }
+  return pino(pinoOptions, options.destination ?? pino.destination({ fd: 2, sync: true }));
 }
 
 export function silentLogger(): Logger {

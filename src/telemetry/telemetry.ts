@@ -13,12 +13,20 @@ export interface TelemetrySink {
     code: string;
     error: string;
     attempt: number;
-    retryInMs: number;
+    /** null: the failure is not retried and the source halts (a `sourceHalted` follows). */
+    retryInMs: number | null;
   }): void;
   rateLimitObserved(e: { source: string; limit: number; remaining: number; resetInMs: number }): void;
   rateLimitWait(e: { source: string; waitMs: number; reason: string }): void;
   eventsDropped(e: { source: string; events: number; reason: string }): void;
-  batchDelivered(e: { source: string; events: number; bytes: number; sinks: string[] }): void;
+  batchDelivered(e: {
+    source: string;
+    events: number;
+    bytes: number;
+    sinks: string[];
+    /** `published` (ISO) of the batch's newest event, for lag. */
+    newestPublished: string | null;
+  }): void;
   sinkRetry(e: { sink: string; source: string; error: string; retryInMs: number }): void;
   checkpointCommitted(e: { source: string; ms: number }): void;
   cycleFinished(e: {
@@ -33,45 +41,95 @@ export interface TelemetrySink {
   sourceHalted(e: { source: string; code: string; error: string }): void;
 }
 
-/** Log-only implementation; metrics wrap or extend it. */
+export type TelemetryEvent<K extends keyof TelemetrySink> = Parameters<TelemetrySink[K]>[0];
+
+/** Log-only implementation; metrics and progress wrap it. */
 export class LogTelemetry implements TelemetrySink {
   constructor(protected readonly log: Logger) {}
 
-  sourceStarted(e: Parameters<TelemetrySink['sourceStarted']>[0]): void {
+  sourceStarted(e: TelemetryEvent<'sourceStarted'>): void {
     this.log.info(e, 'Source started.');
   }
-  pageFetched(e: Parameters<TelemetrySink['pageFetched']>[0]): void {
+  pageFetched(e: TelemetryEvent<'pageFetched'>): void {
     this.log.debug(e, 'Fetched page.');
   }
-  requestFailed(e: Parameters<TelemetrySink['requestFailed']>[0]): void {
-    this.log.warn(e, 'Request failed; will retry.');
+  requestFailed(e: TelemetryEvent<'requestFailed'>): void {
+    // A failure that is not retried halts the source, and the halt is the line worth reading.
+    if (e.retryInMs === null) this.log.debug(e, 'Request failed; not retried.');
+    else this.log.warn(e, 'Request failed; will retry.');
   }
-  rateLimitObserved(e: Parameters<TelemetrySink['rateLimitObserved']>[0]): void {
+  rateLimitObserved(e: TelemetryEvent<'rateLimitObserved'>): void {
     this.log.trace(e, 'Rate limit observed.');
   }
-  rateLimitWait(e: Parameters<TelemetrySink['rateLimitWait']>[0]): void {
+  rateLimitWait(e: TelemetryEvent<'rateLimitWait'>): void {
     if (e.waitMs >= 1000) this.log.info(e, 'Waiting for rate-limit budget.');
   }
-  eventsDropped(e: Parameters<TelemetrySink['eventsDropped']>[0]): void {
+  eventsDropped(e: TelemetryEvent<'eventsDropped'>): void {
     this.log.debug(e, 'Events dropped by the collection script.');
   }
-  batchDelivered(e: Parameters<TelemetrySink['batchDelivered']>[0]): void {
+  batchDelivered(e: TelemetryEvent<'batchDelivered'>): void {
     this.log.debug(e, 'Delivered batch.');
   }
-  sinkRetry(e: Parameters<TelemetrySink['sinkRetry']>[0]): void {
+  sinkRetry(e: TelemetryEvent<'sinkRetry'>): void {
     this.log.warn(e, 'Sink write failed; will retry.');
   }
-  checkpointCommitted(e: Parameters<TelemetrySink['checkpointCommitted']>[0]): void {
+  checkpointCommitted(e: TelemetryEvent<'checkpointCommitted'>): void {
     this.log.trace(e, 'Committed checkpoint.');
   }
-  cycleFinished(e: Parameters<TelemetrySink['cycleFinished']>[0]): void {
+  cycleFinished(e: TelemetryEvent<'cycleFinished'>): void {
     const lagSecs = e.newestPublished === null ? null : (Date.now() - Date.parse(e.newestPublished)) / 1000;
     this.log.info({ ...e, lag_secs: lagSecs }, 'Cycle finished.');
   }
-  scriptError(e: Parameters<TelemetrySink['scriptError']>[0]): void {
+  scriptError(e: TelemetryEvent<'scriptError'>): void {
     this.log.error(e, 'Collection script failed; the cycle will be retried.');
   }
-  sourceHalted(e: Parameters<TelemetrySink['sourceHalted']>[0]): void {
+  sourceHalted(e: TelemetryEvent<'sourceHalted'>): void {
     this.log.error(e, 'Source halted.');
+  }
+}
+
+/** Forwards every happening to several sinks in order, so the pipeline keeps calling one. */
+export class TeeTelemetry implements TelemetrySink {
+  readonly #sinks: readonly TelemetrySink[];
+
+  constructor(sinks: readonly TelemetrySink[]) {
+    this.#sinks = sinks;
+  }
+
+  sourceStarted(e: TelemetryEvent<'sourceStarted'>): void {
+    for (const s of this.#sinks) s.sourceStarted(e);
+  }
+  pageFetched(e: TelemetryEvent<'pageFetched'>): void {
+    for (const s of this.#sinks) s.pageFetched(e);
+  }
+  requestFailed(e: TelemetryEvent<'requestFailed'>): void {
+    for (const s of this.#sinks) s.requestFailed(e);
+  }
+  rateLimitObserved(e: TelemetryEvent<'rateLimitObserved'>): void {
+    for (const s of this.#sinks) s.rateLimitObserved(e);
+  }
+  rateLimitWait(e: TelemetryEvent<'rateLimitWait'>): void {
+    for (const s of this.#sinks) s.rateLimitWait(e);
+  }
+  eventsDropped(e: TelemetryEvent<'eventsDropped'>): void {
+    for (const s of this.#sinks) s.eventsDropped(e);
+  }
+  batchDelivered(e: TelemetryEvent<'batchDelivered'>): void {
+    for (const s of this.#sinks) s.batchDelivered(e);
+  }
+  sinkRetry(e: TelemetryEvent<'sinkRetry'>): void {
+    for (const s of this.#sinks) s.sinkRetry(e);
+  }
+  checkpointCommitted(e: TelemetryEvent<'checkpointCommitted'>): void {
+    for (const s of this.#sinks) s.checkpointCommitted(e);
+  }
+  cycleFinished(e: TelemetryEvent<'cycleFinished'>): void {
+    for (const s of this.#sinks) s.cycleFinished(e);
+  }
+  scriptError(e: TelemetryEvent<'scriptError'>): void {
+    for (const s of this.#sinks) s.scriptError(e);
+  }
+  sourceHalted(e: TelemetryEvent<'sourceHalted'>): void {
+    for (const s of this.#sinks) s.sourceHalted(e);
   }
 }
