@@ -131,6 +131,7 @@ export interface AppendOptions {
 const DAY_MS = 24 * 3600_000;
 const DEFAULT_LIMIT = 100;
 const UNLIMITED = 1_000_000;
+const MAX_LOG = 100_000;
 
 const ERROR_SUMMARIES: Record<string, string> = {
   E0000001: 'Api validation failed',
@@ -466,6 +467,7 @@ export class OktaEmulator {
 
   // ---------------------------------------------------------------- observability
 
+  /** The most recent requests (up to 100,000), oldest first. */
   get requests(): readonly RequestLogEntry[] {
     return this.log;
   }
@@ -514,6 +516,8 @@ export class OktaEmulator {
     const overConcurrency =
       this.options.concurrencyLimit !== undefined && this.inFlight > this.options.concurrencyLimit;
     this.counters.requests++;
+    // Bounded so that a demo left running for days does not grow without end; counters stay exact.
+    if (this.log.length >= MAX_LOG) this.log.splice(0, MAX_LOG / 2);
     this.log.push(entry);
 
     let url: URL;
