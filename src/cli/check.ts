@@ -39,6 +39,13 @@ function diagnoseTransport(err: unknown, host: string): string {
   if (/CERT|SSL|TLS|SELF_SIGNED|UNABLE_TO|HOSTNAME|ALTNAME/i.test(code) || /certificate|tls|ssl/i.test(msg)) {
     return `TLS: handshake with ${host} failed (${code || 'error'}: ${msg}); ${TLS_HINT}`;
   }
+  if (code === 'UND_ERR_SOCKET' || code === 'ECONNRESET') {
+    // Under TLS 1.3 a server that demands a client certificate only hangs up after the handshake.
+    return (
+      `TLS or HTTP: ${host} closed the connection (${code}: ${msg}); if the org requires a client ` +
+      'certificate (mTLS), set tls.crt_file and tls.key_file'
+    );
+  }
   return `HTTP: request to ${host} failed (${code || 'error'}: ${msg})`;
 }
 

@@ -32,15 +32,16 @@ export interface TestOrg {
 
 /** A temp folder with a fresh PKI and a started emulator holding a test token. */
 export async function startOrg(
-  options: Partial<EmulatorOptions> & { pki?: TestPkiOptions } = {},
+  options: Partial<EmulatorOptions> & { pki?: TestPkiOptions; mtls?: boolean } = {},
 ): Promise<TestOrg> {
   const dir = await mkdtemp(join(tmpdir(), 'oktail-test-'));
   const pki = await createTestPki(options.pki);
   const files = await writePki(pki, join(dir, 'pki'));
   const token = `00tok${randomBytes(18).toString('base64url')}`;
   secrets.add(token);
-  const { pki: _pki, ...emulatorOptions } = options;
-  const emulator = new OktaEmulator({ tls: pki.server, tokens: [token], ...emulatorOptions });
+  const { pki: _pki, mtls, ...emulatorOptions } = options;
+  const tls = mtls ? { ...pki.server, ca: pki.caCert, requireClientCert: true } : pki.server;
+  const emulator = new OktaEmulator({ tls, tokens: [token], ...emulatorOptions });
   const address = await emulator.start();
   return {
     emulator,
@@ -156,7 +157,7 @@ export function collect(child: ChildProcess, started: number, timeoutMs: number)
         assertNoSecret(stdout, 'stdout');
         assertNoSecret(stderr, 'stderr');
       } catch (err) {
-        reject(err as Error);
+        reject(err);
         return;
       }
       resolvePromise({ code, signal, stdout, stderr, ms: performance.now() - started });
@@ -200,9 +201,7 @@ export function compareDelivery(lines: string[], events: readonly EventRecord[])
   return null;
 }
 
-export async function readState(
-  org: TestOrg,
-): Promise<{
+export async function readState(org: TestOrg): Promise<{
   sources: Record<string, { state: Record<string, unknown> }>;
   sinks: Record<string, { length: number }>;
 }> {
