@@ -157,7 +157,7 @@ export function collect(child: ChildProcess, started: number, timeoutMs: number)
         assertNoSecret(stdout, 'stdout');
         assertNoSecret(stderr, 'stderr');
       } catch (err) {
-        reject(err);
+        reject(err instanceof Error ? err : new Error(String(err)));
         return;
       }
       resolvePromise({ code, signal, stdout, stderr, ms: performance.now() - started });
