@@ -1,20 +1,24 @@
 /**
  * The slice of Lua's C API (as compiled into wasmoon's WebAssembly module) that the sandbox uses.
  *
- * wasmoon's own wrappers go through `ccall` (about 4x slower per call) and its higher-level helpers carry
- * the traps listed in docs (stack left dirty by `doString`, a hook registered per call, JS errors thrown
- * through Lua frames). Calling the exported C functions directly keeps every stack slot and every hook
- * under our control. Pointers are numbers (wasm32); `lua_Integer` is 64-bit, hence the bigints.
+ * wasmoon's own wrappers go through `ccall` and its higher-level helpers carry the traps listed in
+ * docs (stack left dirty by `doString`, a hook registered per call, JS errors thrown through Lua frames).
+ * Calling the C functions directly keeps every stack slot and every hook under our control. Pointers are
+ * numbers (wasm32); `lua_Integer` is 64-bit, hence the bigints.
  */
 export interface LuaModule {
   readonly HEAPU8: Uint8Array;
   readonly HEAP32: Int32Array;
   readonly HEAPU32: Uint32Array;
   _malloc(size: number): number;
+  _realloc(ptr: number, size: number): number;
   _free(ptr: number): void;
   addFunction(fn: (...args: never[]) => unknown, signature: string): number;
   removeFunction(ptr: number): void;
 
+  _lua_newstate(alloc: number, ud: number): number;
+  _lua_close(L: number): void;
+  _lua_atpanic(L: number, fn: number): number;
   _lua_newthread(L: number): number;
   _lua_gettop(L: number): number;
   _lua_settop(L: number, index: number): void;
@@ -67,6 +71,67 @@ export interface LuaModule {
   _luaopen_utf8(L: number): number;
   _luaopen_coroutine(L: number): number;
 }
+
+/** The C functions of LuaModule, bound by name when the module is created. */
+export const LUA_MODULE_FUNCTIONS = [
+  '_malloc',
+  '_realloc',
+  '_free',
+  '_lua_newstate',
+  '_lua_close',
+  '_lua_atpanic',
+  '_lua_newthread',
+  '_lua_gettop',
+  '_lua_settop',
+  '_lua_pushvalue',
+  '_lua_absindex',
+  '_lua_checkstack',
+  '_lua_type',
+  '_lua_toboolean',
+  '_lua_tonumberx',
+  '_lua_isinteger',
+  '_lua_tolstring',
+  '_lua_touserdata',
+  '_lua_topointer',
+  '_lua_rawlen',
+  '_lua_rawequal',
+  '_lua_pushnil',
+  '_lua_pushnumber',
+  '_lua_pushinteger',
+  '_lua_pushlstring',
+  '_lua_pushcclosure',
+  '_lua_pushboolean',
+  '_lua_pushlightuserdata',
+  '_lua_getglobal',
+  '_lua_getfield',
+  '_lua_rawget',
+  '_lua_rawgeti',
+  '_lua_createtable',
+  '_lua_getmetatable',
+  '_lua_setglobal',
+  '_lua_setfield',
+  '_lua_rawset',
+  '_lua_rawseti',
+  '_lua_setmetatable',
+  '_lua_callk',
+  '_lua_pcallk',
+  '_lua_error',
+  '_lua_next',
+  '_lua_concat',
+  '_lua_getstack',
+  '_lua_getinfo',
+  '_lua_sethook',
+  '_lua_gethookcount',
+  '_luaL_loadbufferx',
+  '_luaL_ref',
+  '_luaL_where',
+  '_luaopen_base',
+  '_luaopen_table',
+  '_luaopen_string',
+  '_luaopen_math',
+  '_luaopen_utf8',
+  '_luaopen_coroutine',
+] as const satisfies readonly (keyof LuaModule)[];
 
 export const LUA_OK = 0;
 export const LUA_ERRRUN = 2;

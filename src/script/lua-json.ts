@@ -176,10 +176,67 @@ export class JsonBridge {
     }
     if (api._lua_checkstack(L, 4) === 0) throw new ConversionError('Lua stack overflow');
     const marked = this.isArrayMarked(L, index);
+    if (!marked) {
+      const object = this.readStringKeyed(L, index, keyOrder, depth);
+      if (object !== null) return object;
+    }
+    return this.readAnyKeyed(L, index, marked, keyOrder, depth);
+  }
+
+  /**
+   * The common case, an object with string keys, read straight into a JS object; null (having read nothing
+   * for good) at the first other key. A table the host pushed gets its original key order back: the
+   * original keys are laid down first, and those the script removed are deleted at the end.
+   */
+  private readStringKeyed(
+    L: number,
+    index: number,
+    keyOrder: Map<number, JsonObject> | undefined,
+    depth: number,
+  ): JsonObject | null {
+    const api = this.runtime.api;
+    const object: Record<string, JsonValue | undefined> = {};
+    const original = keyOrder?.get(api._lua_topointer(L, index));
+    const originalKeys = original === undefined ? null : Object.keys(original);
+    if (originalKeys !== null) for (const key of originalKeys) setOwn(object as JsonObject, key, undefined);
+    const top = api._lua_gettop(L);
+    api._lua_pushnil(L);
+    while (api._lua_next(L, index) !== 0) {
+      if (api._lua_type(L, -2) !== LUA_TSTRING) {
+        api._lua_settop(L, top);
+        return null;
+      }
+      const key = this.runtime.readString(L, -2);
+      let value: JsonValue | undefined;
+      try {
+        value = this.read(L, top + 2, keyOrder, depth + 1);
+      } catch (err) {
+        if (err instanceof ConversionError) err.path.unshift(key);
+        throw err;
+      }
+      setOwn(object as JsonObject, key, value ?? null);
+      api._lua_settop(L, top + 1);
+    }
+    if (originalKeys !== null) {
+      for (const key of originalKeys) if (object[key] === undefined) delete object[key];
+    }
+    return object as JsonObject;
+  }
+
+  /** Arrays, and tables mixing key types: integer keys 1..n make an array, anything else an object. */
+  private readAnyKeyed(
+    L: number,
+    index: number,
+    marked: boolean,
+    keyOrder: Map<number, JsonObject> | undefined,
+    depth: number,
+  ): JsonValue {
+    const api = this.runtime.api;
     const keys: (string | number)[] = [];
     const values: JsonValue[] = [];
     let integerKeys = 0;
     let maxInteger = 0;
+    const top = api._lua_gettop(L);
     api._lua_pushnil(L);
     while (api._lua_next(L, index) !== 0) {
       let key: string | number;
@@ -201,49 +258,33 @@ export class JsonBridge {
       }
       let value: JsonValue | undefined;
       try {
-        value = this.read(L, api._lua_gettop(L), keyOrder, depth + 1);
+        value = this.read(L, top + 2, keyOrder, depth + 1);
       } catch (err) {
         if (err instanceof ConversionError) err.path.unshift(String(key));
         throw err;
       }
-      api._lua_settop(L, -2);
+      api._lua_settop(L, top + 1);
       keys.push(key);
       values.push(value ?? null);
     }
-    const allIntegers = integerKeys === keys.length;
     // Holes (removed items) become nulls, within reason: {[1e9] = x} stays an object.
     const dense = maxInteger <= integerKeys * 2 + 16;
-    if (allIntegers && dense && (integerKeys > 0 || marked)) {
+    if (integerKeys === keys.length && dense && (integerKeys > 0 || marked)) {
       const array: JsonValue[] = new Array<JsonValue>(maxInteger).fill(null);
       for (let i = 0; i < keys.length; i++) array[(keys[i] as number) - 1] = values[i]!;
       return array;
     }
     const object: JsonObject = {};
-    const original = keyOrder?.get(api._lua_topointer(L, index));
-    if (original === undefined) {
-      for (let i = 0; i < keys.length; i++) setOwn(object, String(keys[i]), values[i]!);
-      return object;
-    }
-    // Same table the host pushed: keep the event's field order, new fields last.
-    const byKey = new Map<string, JsonValue>();
-    for (let i = 0; i < keys.length; i++) byKey.set(String(keys[i]), values[i]!);
-    for (const key of Object.keys(original)) {
-      const value = byKey.get(key);
-      if (value !== undefined) {
-        setOwn(object, key, value);
-        byKey.delete(key);
-      }
-    }
-    for (const [key, value] of byKey) setOwn(object, key, value);
+    for (let i = 0; i < keys.length; i++) setOwn(object, String(keys[i]), values[i]);
     return object;
   }
 }
 
 /** Plain assignment would turn a `__proto__` key into a prototype change. */
-function setOwn(object: JsonObject, key: string, value: JsonValue): void {
+function setOwn(object: JsonObject, key: string, value: JsonValue | undefined): void {
   if (key === '__proto__') {
     Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
   } else {
-    object[key] = value;
+    (object as Record<string, JsonValue | undefined>)[key] = value;
   }
 }

@@ -1,4 +1,4 @@
-import { LuaFactory, LuaGlobal } from 'wasmoon';
+import { LuaFactory } from 'wasmoon';
 
 import { errorMessage } from '../core/errors.js';
 import {
@@ -10,6 +10,7 @@ import {
   LUA_ERRMEM,
   LUA_IDSIZE,
   LUA_MASKCOUNT,
+  LUA_MODULE_FUNCTIONS,
   LUA_OK,
   LUA_REGISTRYINDEX,
   LUA_TNUMBER,
@@ -29,7 +30,9 @@ export const HOOK_STEP = 1000;
 
 const MAX_CACHED_CSTRINGS = 4096;
 const SCRATCH_KEEP_BYTES = 1 << 20;
-const SMALL_STRING = 64;
+/** Strings up to this many bytes take the fast paths (and the decode cache). */
+const SHORT_STRING = 32;
+const MAX_SHORT_STRINGS = 8192;
 
 export interface CallLimits {
   /** Lua VM instructions one call may execute (counted in steps of HOOK_STEP). */
@@ -59,7 +62,6 @@ export type CFunctionBody = (L: number) => number;
 export class LuaArgumentError extends Error {}
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8');
 
 /**
  * One Lua 5.4 state in its own WebAssembly instance, driven through the raw C API.
@@ -82,6 +84,11 @@ export class LuaRuntime {
   private readonly infoSourceLine: number;
   private scratchPointer = 0;
   private scratchSize = 0;
+  private bufferView: Buffer = Buffer.alloc(0);
+  private bytesView: Uint8Array = new Uint8Array(0);
+  private readonly shortStrings = new Map<number, string>();
+  private memoryInUse = 0;
+  private memoryLimit = Infinity;
 
   private body: CFunctionBody | null = null;
   private instructionsUsed = 0;
@@ -93,16 +100,28 @@ export class LuaRuntime {
   private closed = false;
 
   private constructor(
-    private readonly global: LuaGlobal,
     readonly api: LuaModule,
     /** `short_src` of the script's chunk: frames from it are the ones an error message points at. */
     private readonly scriptSource: string,
   ) {
-    this.main = global.address;
     this.lengthPointer = api._malloc(8);
     this.debugPointer = api._malloc(LUA_DEBUG_SIZE);
     this.infoSourceLine = this.cstring('Sl');
     this.ensureScratch(4096);
+
+    const allocator = this.register(
+      (_ud: number, pointer: number, oldSize: number, newSize: number) =>
+        this.allocate(pointer, oldSize, newSize),
+      'iiiii',
+    );
+    this.main = api._lua_newstate(allocator, 0);
+    if (this.main === 0) throw new Error('Lua could not create a state');
+    // Never expected (all work runs under lua_pcall); a JS exception at least marks the runtime broken
+    // instead of Lua calling abort() inside the WebAssembly instance.
+    const panic = this.register((): number => {
+      throw new Error('Lua panicked: an error escaped every protected call');
+    }, 'ii');
+    api._lua_atpanic(this.main, panic);
 
     this.hookPointer = this.register((L: number) => this.onCount(L), 'vii');
     this.trampolinePointer = this.register((L: number) => this.trampoline(L), 'ii');
@@ -118,9 +137,7 @@ export class LuaRuntime {
 
   /** A fresh WebAssembly instance per runtime, so a script's heap (which never shrinks) dies with it. */
   static async create(scriptSource: string): Promise<LuaRuntime> {
-    const wasm = await new LuaFactory().getLuaModule();
-    const global = new LuaGlobal(wasm, true);
-    return new LuaRuntime(global, wasm.module as unknown as LuaModule, scriptSource);
+    return new LuaRuntime(await createModule(), scriptSource);
   }
 
   get isBroken(): boolean {
@@ -133,11 +150,12 @@ export class LuaRuntime {
 
   /** Caps the memory Lua may allocate; past it allocations fail with a catchable "not enough memory". */
   setMemoryLimit(bytes: number | undefined): void {
-    this.global.setMemoryMax(bytes);
+    this.memoryLimit = bytes ?? Infinity;
   }
 
+  /** Bytes the Lua state holds (what the memory limit applies to). */
   memoryUsed(): number {
-    return this.global.getMemoryUsed();
+    return this.memoryInUse;
   }
 
   /** Size of the WebAssembly linear memory: what the process actually holds for this runtime. */
@@ -161,10 +179,10 @@ export class LuaRuntime {
 
   /** Pushes a JS string as a UTF-8 Lua string. May raise a Lua memory error: call inside `run`. */
   pushString(L: number, text: string): void {
-    const api = this.api;
     const length = text.length;
-    if (length < SMALL_STRING) {
-      const heap = api.HEAPU8;
+    if (length <= SHORT_STRING) {
+      // Most event strings are short ASCII: a JS loop beats a native call per string.
+      const heap = this.bytes();
       const pointer = this.scratchPointer;
       let i = 0;
       for (; i < length; i++) {
@@ -173,17 +191,14 @@ export class LuaRuntime {
         heap[pointer + i] = code;
       }
       if (i === length) {
-        api._lua_pushlstring(L, pointer, length);
+        this.api._lua_pushlstring(L, pointer, length);
         return;
       }
     }
     const room = length * 3;
-    this.ensureScratch(room);
-    const written = encoder.encodeInto(
-      text,
-      api.HEAPU8.subarray(this.scratchPointer, this.scratchPointer + room),
-    ).written;
-    api._lua_pushlstring(L, this.scratchPointer, written);
+    if (room > this.scratchSize) this.ensureScratch(room);
+    const written = this.buffer().write(text, this.scratchPointer, room, 'utf8');
+    this.api._lua_pushlstring(L, this.scratchPointer, written);
   }
 
   /** Pushes raw bytes as a Lua string. */
@@ -195,25 +210,34 @@ export class LuaRuntime {
 
   /** The string at `index` decoded as UTF-8 (invalid sequences become U+FFFD). Numbers are converted in place. */
   readString(L: number, index: number): string {
-    const bytes = this.readBytes(L, index);
-    const length = bytes.length;
-    if (length < SMALL_STRING) {
-      let text = '';
+    const pointer = this.api._lua_tolstring(L, index, this.lengthPointer);
+    const length = this.api.HEAPU32[this.lengthPointer >> 2]!;
+    if (length > SHORT_STRING) return this.buffer().toString('utf8', pointer, pointer + length);
+    // Field names and short values repeat all the time and Lua interns short strings, so the same address
+    // usually holds the same text; the bytes are compared anyway, since a freed address gets reused.
+    const cached = this.shortStrings.get(pointer);
+    if (cached !== undefined && cached.length === length) {
+      const heap = this.bytes();
+      let same = true;
       for (let i = 0; i < length; i++) {
-        const byte = bytes[i]!;
-        if (byte >= 0x80) return decoder.decode(bytes);
-        text += String.fromCharCode(byte);
+        if (cached.charCodeAt(i) !== heap[pointer + i]) {
+          same = false;
+          break;
+        }
       }
-      return text;
+      if (same) return cached;
     }
-    return decoder.decode(bytes);
+    const text = this.buffer().toString('utf8', pointer, pointer + length);
+    if (this.shortStrings.size >= MAX_SHORT_STRINGS) this.shortStrings.clear();
+    this.shortStrings.set(pointer, text);
+    return text;
   }
 
-  /** A view of the string's bytes inside the module's memory; valid until Lua next allocates. */
+  /** A copy of the string's bytes. */
   readBytes(L: number, index: number): Uint8Array {
     const pointer = this.api._lua_tolstring(L, index, this.lengthPointer);
     const length = this.api.HEAPU32[this.lengthPointer >> 2]!;
-    return this.api.HEAPU8.subarray(pointer, pointer + length);
+    return this.api.HEAPU8.slice(pointer, pointer + length);
   }
 
   typeName(L: number, index: number): string {
@@ -338,7 +362,8 @@ export class LuaRuntime {
     if (this.closed) return;
     this.closed = true;
     const api = this.api;
-    this.global.close();
+    api._lua_close(this.main);
+    // After lua_close: it still frees through the allocator registered below.
     for (const pointer of this.functionPointers) api.removeFunction(pointer);
     for (const pointer of this.cstrings.values()) api._free(pointer);
     api._free(this.lengthPointer);
@@ -346,6 +371,42 @@ export class LuaRuntime {
     if (this.scratchPointer !== 0) api._free(this.scratchPointer);
     this.functionPointers.length = 0;
     this.cstrings.clear();
+  }
+
+  /**
+   * The module's memory as a Buffer: its native UTF-8 codec reads and writes in place, without the view
+   * objects TextEncoder/TextDecoder need per string. Growing the memory detaches the old buffer (its views
+   * then have length 0), hence the rebuild.
+   */
+  private buffer(): Buffer {
+    if (this.bufferView.length === 0) this.bufferView = Buffer.from(this.api.HEAPU8.buffer);
+    return this.bufferView;
+  }
+
+  private bytes(): Uint8Array {
+    if (this.bytesView.length === 0) this.bytesView = this.api.HEAPU8;
+    return this.bytesView;
+  }
+
+  /**
+   * Lua's allocator, counting what the state holds. Refusing an allocation makes Lua raise a memory error
+   * that unwinds like any other (after an emergency collection), so the limit is a clean failure.
+   */
+  private allocate(pointer: number, oldSize: number, newSize: number): number {
+    const api = this.api;
+    if (newSize === 0) {
+      if (pointer !== 0) {
+        this.memoryInUse -= oldSize;
+        api._free(pointer);
+      }
+      return 0;
+    }
+    // For a new block Lua passes the object's type in oldSize, not a size.
+    const growth = pointer === 0 ? newSize : newSize - oldSize;
+    if (growth > 0 && this.memoryInUse + growth > this.memoryLimit) return 0;
+    const moved = api._realloc(pointer, newSize);
+    if (moved !== 0) this.memoryInUse += growth;
+    return moved;
   }
 
   private register(fn: (...args: never[]) => unknown, signature: string): number {
@@ -434,7 +495,7 @@ export class LuaRuntime {
     const heap = this.api.HEAPU8;
     let end = pointer;
     while (end < pointer + max && heap[end] !== 0) end++;
-    return decoder.decode(heap.subarray(pointer, end));
+    return this.buffer().toString('utf8', pointer, end);
   }
 
   private ensureScratch(size: number): void {
@@ -455,4 +516,75 @@ export class LuaRuntime {
     this.scratchPointer = pointer;
     this.scratchSize = 4096;
   }
+}
+
+interface EmscriptenModule {
+  HEAPU8: Uint8Array;
+  HEAP32: Int32Array;
+  HEAPU32: Uint32Array;
+  addFunction: LuaModule['addFunction'];
+  removeFunction: LuaModule['removeFunction'];
+}
+
+/** The few WebAssembly globals used here (the project's `lib` settings carry no WebAssembly types). */
+interface WasmGlobal {
+  instantiate: (...args: unknown[]) => Promise<unknown>;
+  Instance: abstract new (...args: never[]) => { exports: WasmExports };
+  Memory: abstract new (...args: never[]) => { buffer: ArrayBuffer };
+}
+type WasmExports = Record<string, unknown>;
+
+let instantiating: Promise<void> = Promise.resolve();
+
+/**
+ * Instantiates wasmoon's module and binds the C functions. Emscripten's `Module._lua_*` wrappers assert the
+ * runtime state and build two template strings on every call (about 50 ns and garbage); the WebAssembly
+ * instance's own exports cost about 10 ns. The instance is only reachable while it is being created, so
+ * WebAssembly.instantiate is observed for that moment (our creations are serialized, and the instance is
+ * recognised by its memory); should that ever fail, the slower wrappers are used.
+ */
+async function createModule(): Promise<LuaModule> {
+  const previous = instantiating;
+  let release = (): void => {};
+  instantiating = new Promise<void>((resolve) => (release = resolve));
+  await previous;
+  const wasm = (globalThis as unknown as { WebAssembly: WasmGlobal }).WebAssembly;
+  const original = wasm.instantiate;
+  const seen: WasmExports[] = [];
+  wasm.instantiate = async function observed(this: unknown, ...args: unknown[]): Promise<unknown> {
+    const result = await original.apply(this, args);
+    const instance = result instanceof wasm.Instance ? result : (result as { instance?: unknown }).instance;
+    if (instance instanceof wasm.Instance) seen.push(instance.exports);
+    return result;
+  };
+  let module: EmscriptenModule;
+  try {
+    module = (await new LuaFactory().getLuaModule()).module;
+  } finally {
+    wasm.instantiate = original;
+    release();
+  }
+  const exports = seen.find(
+    (e) => e.memory instanceof wasm.Memory && e.memory.buffer === module.HEAPU8.buffer,
+  );
+  return bindModule(module, exports);
+}
+
+function bindModule(module: EmscriptenModule, exports: WasmExports | undefined): LuaModule {
+  const bound: Record<string, unknown> = {
+    addFunction: module.addFunction,
+    removeFunction: module.removeFunction,
+  };
+  // Views are replaced when the memory grows: always read them from the module.
+  Object.defineProperties(bound, {
+    HEAPU8: { get: () => module.HEAPU8 },
+    HEAP32: { get: () => module.HEAP32 },
+    HEAPU32: { get: () => module.HEAPU32 },
+  });
+  const wrappers = module as unknown as Record<string, unknown>;
+  for (const name of LUA_MODULE_FUNCTIONS) {
+    const direct = exports?.[name.slice(1)];
+    bound[name] = typeof direct === 'function' ? direct : wrappers[name];
+  }
+  return bound as unknown as LuaModule;
 }
