@@ -10,6 +10,15 @@ const program = new Command('oktail')
   .exitOverride();
 
 registerCommands(program);
+// Subcommands added with addCommand do not inherit these; without them commander exits by itself
+// (with 1) on a usage error instead of letting us map it to 2.
+const configure = (cmd: Command): void => {
+  for (const sub of cmd.commands as Command[]) {
+    sub.exitOverride().showHelpAfterError();
+    configure(sub);
+  }
+};
+configure(program as unknown as Command);
 
 try {
   await program.parseAsync(process.argv);
