@@ -18,7 +18,7 @@ const configure = (cmd: Command): void => {
     configure(sub);
   }
 };
-configure(program as unknown as Command);
+configure(program);
 
 try {
   await program.parseAsync(process.argv);
