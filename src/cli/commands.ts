@@ -4,12 +4,16 @@ import { validateCommand } from './validate.js';
 import { checkCommand } from './check.js';
 import { demoCommand } from './demo.js';
 import { scriptCommand } from './script.js';
+import { stateCommand } from './state.js';
+import { configCommand } from './config-cmd.js';
 
 /** Every subcommand, in the order `oktail --help` lists them. */
 export function registerCommands(program: Command): void {
   program.addCommand(runCommand());
   program.addCommand(checkCommand());
   program.addCommand(validateCommand());
+  program.addCommand(stateCommand());
+  program.addCommand(configCommand());
   program.addCommand(demoCommand());
   program.addCommand(scriptCommand());
 }

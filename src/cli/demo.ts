@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Command, Option } from '@commander-js/extra-typings';
+import { Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import { parseConfig } from '../config/load.js';
-import { createLogger } from '../telemetry/logger.js';
-import { logLevelOption, runPipeline } from './run.js';
+import { parseHostPort } from '../config/schema.js';
+import { logFormatOption, logLevelOption, runLogging, runPipeline } from './run.js';
 
 export function demoCommand() {
   return new Command('demo')
@@ -15,6 +15,19 @@ export function demoCommand() {
     )
     .option('--once', 'collect the backlog once and exit')
     .addOption(logLevelOption())
+    .addOption(logFormatOption())
+    .option('-q, --quiet', 'no live progress lines on the terminal')
+    .addOption(
+      new Option(
+        '--api <address>',
+        'serve /metrics, /health and /ready on host:port, e.g. 127.0.0.1:9598',
+      ).argParser((value) => {
+        if (parseHostPort(value)?.port == null) {
+          throw new InvalidArgumentError('must be host:port, e.g. 127.0.0.1:9598');
+        }
+        return value;
+      }),
+    )
     .action(async (opts) => {
       // Loaded here, not at the top: the emulator's certificate library costs every other command about
       // half a second of CPU and 20 MB of memory at startup.
@@ -38,6 +51,7 @@ export function demoCommand() {
       }, 3000);
       const yaml = [
         `data_dir: ${JSON.stringify(join(dir, 'state'))}`,
+        ...(opts.api === undefined ? [] : ['api:', `  address: ${JSON.stringify(opts.api)}`]),
         'sources:',
         '  demo:',
         '    type: okta',
@@ -55,13 +69,13 @@ export function demoCommand() {
         '    inputs: [demo]',
       ].join('\n');
       const config = parseConfig(yaml, { baseDir: dir, env: { OKTA_API_TOKEN: token }, fileName: 'demo' });
-      const log = createLogger({ level: opts.logLevel ?? 'info' });
+      const { log, progress } = runLogging(config, opts);
       log.info(
         { emulator: emulator.origin, events: opts.events },
         'Demo: collecting from the built-in Okta emulator to stdout; press Ctrl-C to stop.',
       );
       try {
-        process.exitCode = await runPipeline(config, log, { once: opts.once === true });
+        process.exitCode = await runPipeline(config, log, { once: opts.once === true, progress });
       } finally {
         clearInterval(live);
         await emulator.stop();

@@ -1,10 +1,15 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { loadConfig } from '../config/load.js';
-import type { Config } from '../config/schema.js';
-import { buildPipeline } from '../pipeline/build.js';
+import { parseAddress, type Config, type LogFormat, type LogLevel } from '../config/schema.js';
+import { VERSION, buildPipeline } from '../pipeline/build.js';
+import { DataDirLock } from '../pipeline/lock.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
-import { createLogger, type Logger } from '../telemetry/logger.js';
-import { LogTelemetry } from '../telemetry/telemetry.js';
+import { ApiServer } from '../telemetry/http-server.js';
+import { createLogger, resolveLogFormat, type Logger } from '../telemetry/logger.js';
+import { MetricsTelemetry } from '../telemetry/metrics.js';
+import { ProgressTelemetry, progressWanted } from '../telemetry/progress.js';
+import type { ReadinessSource } from '../telemetry/readiness.js';
+import { LogTelemetry, TeeTelemetry, type TelemetrySink } from '../telemetry/telemetry.js';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor } from './exit-codes.js';
 
 export const logLevelOption = () =>
@@ -24,20 +29,94 @@ export function runCommand() {
     .requiredOption('-c, --config <file>', 'config file (YAML)')
     .option('--once', 'run one cycle per source (until caught up), commit, flush and exit')
     .addOption(logLevelOption())
+    .addOption(logFormatOption())
+    .option('-q, --quiet', 'no live progress lines on the terminal')
     .action(async (opts) => {
       const config = await loadConfig(opts.config);
-      const log = createLogger({ level: opts.logLevel ?? config.log?.level });
-      process.exitCode = await runPipeline(config, log, { once: opts.once === true });
+      const { log, progress } = runLogging(config, opts);
+      process.exitCode = await runPipeline(config, log, { once: opts.once === true, progress });
     });
+}
+
+export const logFormatOption = () =>
+  new Option('--log-format <format>', 'json, or pretty for people (default: pretty on a terminal)').choices([
+    'json',
+    'pretty',
+  ] as const);
+
+/** The logger and the live progress lines of `run` and `demo`, from the flags and the config. */
+export function runLogging(
+  config: Config,
+  flags: { logLevel?: LogLevel; logFormat?: LogFormat; quiet?: boolean },
+): { log: Logger; progress: ProgressTelemetry | null } {
+  const wanted = progressWanted({
+    stderr: process.stderr,
+    stdout: process.stdout,
+    quiet: flags.quiet === true,
+    stdoutSink: Object.values(config.sinks).some((s) => s.type === 'stdout'),
+  });
+  const progress = wanted ? new ProgressTelemetry({ stream: process.stderr }) : null;
+  const log = createLogger({
+    level: flags.logLevel ?? config.log.level,
+    format: resolveLogFormat(flags.logFormat, config.log.format),
+    colorize: process.stderr.isTTY === true,
+    ...(progress ? { destination: progress.logDestination() } : {}),
+  });
+  return { log, progress };
+}
+
+/**
+ * When a source counts as stuck for /ready: it finishes a cycle every interval, and one cycle may
+ * wait out a slow request on top of a late start.
+ */
+export function readinessSources(config: Config): ReadinessSource[] {
+  return Object.entries(config.sources).map(([name, cfg]) => ({
+    name,
+    staleAfterMs: (2 * cfg.interval_secs + cfg.request_timeout_secs) * 1000,
+  }));
 }
 
 /** Runs until a signal (or, with once, one cycle), and turns the outcome into an exit code. */
 export async function runPipeline(
   config: Config,
   log: Logger,
+  options: { once: boolean; stdout?: NodeJS.WritableStream; progress?: ProgressTelemetry | null },
+): Promise<number> {
+  // Before the checkpoint is read: a second collector on the same data_dir would commit over this one.
+  const lock = await DataDirLock.acquire(config.data_dir, 'run');
+  const progress = options.progress ?? null;
+  let api: ApiServer | null = null;
+  try {
+    const logTelemetry = new LogTelemetry(log);
+    // Progress first: its line goes away before the log prints the cycle's summary.
+    const next: TelemetrySink = progress ? new TeeTelemetry([progress, logTelemetry]) : logTelemetry;
+    const metrics = new MetricsTelemetry({
+      next,
+      sources: readinessSources(config),
+      sinks: Object.entries(config.sinks).map(([name, s]) => ({ name, inputs: s.inputs })),
+      defaultMetrics: config.api !== undefined,
+      version: VERSION,
+    });
+    if (config.api) {
+      api = new ApiServer({ ...parseAddress(config.api.address), endpoints: metrics, log });
+      await api.start().catch((err: NodeJS.ErrnoException) => {
+        throw new Error(`api.address: cannot listen on ${config.api!.address} (${err.code ?? err.message})`);
+      });
+    }
+    return await collect(config, log, metrics, options);
+  } finally {
+    progress?.stop();
+    await api?.stop();
+    await lock.release();
+  }
+}
+
+async function collect(
+  config: Config,
+  log: Logger,
+  telemetry: TelemetrySink,
   options: { once: boolean; stdout?: NodeJS.WritableStream },
 ): Promise<number> {
-  const telemetry = new LogTelemetry(log);
   const built = await buildPipeline(config, { log, telemetry, once: options.once, stdout: options.stdout });
   const controller = new AbortController();
   let signals = 0;

@@ -1,0 +1,20 @@
+import { Command } from '@commander-js/extra-typings';
+import { configJsonSchema } from '../config/schema.js';
+import { CONFIG_EXAMPLE } from './config-example.js';
+
+export function configCommand() {
+  const config = new Command('config').description('help writing a config file');
+  config
+    .command('schema')
+    .description('print the JSON Schema of the config file, for editors and CI checks')
+    .action(() => {
+      process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
+    });
+  config
+    .command('example')
+    .description('print a commented example config with every key')
+    .action(() => {
+      process.stdout.write(CONFIG_EXAMPLE);
+    });
+  return config;
+}

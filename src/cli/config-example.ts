@@ -1,0 +1,80 @@
+/**
+ * `oktail config example`. Every key of the schema appears here, either set or commented out as
+ * `# key: value`; a test uncomments those lines and checks the result against the schema, so this text
+ * cannot drift from src/config/schema.ts unnoticed.
+ */
+export const CONFIG_EXAMPLE = `# oktail configuration. Check it with: oktail validate -c oktail.yaml
+# Editors with a YAML language server can validate as you type:
+#   oktail config schema > oktail.schema.json
+# and put "# yaml-language-server: $schema=./oktail.schema.json" on the first line.
+# Relative paths are resolved against the directory of this file.
+
+# Checkpoints (one atomic state.json) and the lock that keeps a second collector out.
+data_dir: ./.oktail
+
+# The collector's own log, on stderr. Overridden by --log-level and --log-format.
+log:
+  level: info          # trace, debug, info, warn, error, fatal or silent
+  # format: json       # json or pretty; unset: pretty on a terminal, json otherwise
+
+# HTTP endpoint for /metrics (Prometheus), /health and /ready. Unset: no endpoint.
+# api:
+#   address: 127.0.0.1:9598
+
+sources:
+  # The name is the state key and the "source" label of metrics: keep it stable.
+  okta:
+    type: okta
+    # The org's API host: no https://, no path, not the -admin. host.
+    domain: company.okta.com
+    # Seconds between the starts of two collection cycles.
+    interval_secs: 120
+    # First start only (ignored once a checkpoint exists). Unset: now. Okta keeps 90 days.
+    # start_from: 2025-01-15T08:30:00Z
+    # A Lua collection script to use instead of the built-in one (oktail script print okta).
+    # script: ./my-okta.lua
+    auth:
+      strategy: bearer
+      # A secret: let the environment supply it (e.g. systemd EnvironmentFile, a container secret).
+      token: \${OKTA_API_TOKEN}
+      header: Authorization
+      prefix: "SSWS "
+    # Standard HTTPS with the system trust store unless enabled.
+    tls:
+      enabled: false
+      # ca_file: ./corp-ca.pem
+      # crt_file: ./client.pem
+      # key_file: ./client.key
+      # key_pass: \${OKTA_CLIENT_KEY_PASS}
+      # verify_certificate: true
+      # verify_hostname: true
+    # Okta's rate limit is shared with every other integration of the org.
+    rate_limit:
+      max_share: 0.5      # at most half of X-Rate-Limit-Limit per window
+      min_remaining: 2    # always leave this many requests for others
+    retry:
+      initial_backoff_ms: 1000
+      max_backoff_secs: 300
+    request_timeout_secs: 60
+
+sinks:
+  # Exactly once: the file's committed length is part of the checkpoint.
+  events:
+    type: file
+    inputs: [okta]
+    path: ./okta-system-log.ndjson
+  # At least once: a pipe cannot be rolled back after a crash.
+  # console:
+  #   type: stdout
+  #   inputs: [okta]
+`;
+
+/**
+ * The example with every commented-out setting switched on (`# key: value` lines become `key: value`),
+ * for the test that keeps the example complete. Prose comments never look like `# key:`.
+ */
+export function uncommentedExample(): string {
+  return CONFIG_EXAMPLE.split('\n')
+    .map((line) => line.replace(/^(\s*)# (\s*[a-z_]+:(?: .*)?)$/, '$1$2'))
+    .join('\n');
+}
