@@ -131,16 +131,20 @@ export class OktaSource {
       }
       this.#observe(info);
       if (signal.aborted) throw signal.reason;
-      if (!isOktailError(failure) || !failure.retryable) throw failure;
-      const waitMs = this.#retryWait(failure, attempt, info);
-      telemetry.requestFailed({
-        source: this.name,
-        status: failure instanceof OktaResponseError ? failure.status : null,
-        code: failure.code,
-        error: failure.message,
-        attempt: attempt + 1,
-        retryInMs: Math.round(waitMs),
-      });
+      if (!isOktailError(failure)) throw failure;
+      const waitMs = failure.retryable ? Math.round(this.#retryWait(failure, attempt, info)) : null;
+      // A final answer (401, 403, ...) is counted too, before it halts the source.
+      if (waitMs !== null || failure instanceof OktaResponseError) {
+        telemetry.requestFailed({
+          source: this.name,
+          status: failure instanceof OktaResponseError ? failure.status : null,
+          code: failure.code,
+          error: failure.message,
+          attempt: attempt + 1,
+          retryInMs: waitMs,
+        });
+      }
+      if (waitMs === null) throw failure;
       await sleep(waitMs, signal);
     }
   }
