@@ -158,6 +158,13 @@ export class LuaRuntime {
     return this.memoryInUse;
   }
 
+  /** Index the next registered function gets; stable unless functions leak (wasmoon's per-call hook did). */
+  functionTableProbe(): number {
+    const pointer = this.api.addFunction(() => 0, 'ii');
+    this.api.removeFunction(pointer);
+    return pointer;
+  }
+
   /** Size of the WebAssembly linear memory: what the process actually holds for this runtime. */
   heapBytes(): number {
     return this.api.HEAPU8.length;

@@ -132,7 +132,7 @@ local function transform_page(events, n)
   return out
 end
 
-return { array_mt = array_mt, transform_page = transform_page }
+return { array_mt = array_mt, transform_page = transform_page, collect = function() raw_collect("collect") end }
 `;
 
 const encoder = new TextEncoder();
@@ -311,8 +311,24 @@ export class ScriptSandbox {
     return results;
   }
 
+  /** Runs a full garbage collection (which scripts themselves may not ask for). */
+  collectGarbage(): void {
+    this.run('collecting garbage', (L) => {
+      const api = this.runtime.api;
+      api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.internalsRef));
+      api._lua_getfield(L, -1, this.runtime.cstring('collect'));
+      api._lua_callk(L, 0, 0, 0, 0);
+    });
+  }
+
+  /** Bytes the script's Lua state holds. */
   memoryUsed(): number {
     return this.runtime.memoryUsed();
+  }
+
+  /** Next free slot of the module's function table: grows only if functions are registered and never freed. */
+  functionTableProbe(): number {
+    return this.runtime.functionTableProbe();
   }
 
   heapBytes(): number {
