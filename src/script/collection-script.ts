@@ -130,6 +130,7 @@ export async function checkCollectionScript(
 class ScriptCollectionLogic implements CollectionLogic {
   readonly transform?: (events: JsonObject[]) => Promise<(JsonObject | null)[]>;
   private closed = false;
+  private rebuilding: Promise<ScriptSandbox> | null = null;
 
   constructor(
     readonly name: string,
@@ -176,11 +177,18 @@ class ScriptCollectionLogic implements CollectionLogic {
   /** The sandbox, rebuilt first if the Lua runtime itself failed (the script's globals start afresh). */
   private async ready(): Promise<ScriptSandbox> {
     if (this.closed) throw new OktailError('SCRIPT_ERROR', `${this.name}: the script has been closed`, false);
-    if (this.sandbox.broken) {
+    if (!this.sandbox.broken) return this.sandbox;
+    // Concurrent callers share one rebuild rather than each creating (and leaking) a sandbox.
+    this.rebuilding ??= (async () => {
       this.sandbox.close();
-      this.sandbox = await this.rebuild();
-    }
-    return this.sandbox;
+      try {
+        this.sandbox = await this.rebuild();
+      } finally {
+        this.rebuilding = null;
+      }
+      return this.sandbox;
+    })();
+    return this.rebuilding;
   }
 
   private checkUrl(hook: string, url: JsonValue | undefined, optional: boolean): string | null {

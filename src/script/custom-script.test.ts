@@ -157,6 +157,23 @@ describe('custom scripts', () => {
     }
   });
 
+  it('works with a script that makes undefined globals an error (strict mode)', async () => {
+    const logic = await customScript(`
+      setmetatable(_G, {
+        __index = function(_, name) error("undefined global " .. tostring(name), 2) end,
+        __newindex = function(_, name) error("assignment to undefined global " .. tostring(name), 2) end,
+      })
+    `);
+    try {
+      expect(logic.transform).toBeUndefined();
+      expect(await logic.cycleRequest({ next: 'https://example.okta.com/n' })).toBe(
+        'https://example.okta.com/n',
+      );
+    } finally {
+      await logic.close();
+    }
+  });
+
   it('forwards log lines to the callback', async () => {
     const lines: string[] = [];
     const logic = await customScript(

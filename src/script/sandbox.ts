@@ -226,11 +226,14 @@ export class ScriptSandbox {
     return found;
   }
 
-  /** A global's value as JSON (`undefined` when absent). */
+  /** A global's value as JSON (`undefined` when absent), read raw like `globalType`. */
   readGlobal(name: string): JsonValue | undefined {
     let value: JsonValue | undefined;
     this.run(`reading ${name}`, (L) => {
-      this.runtime.api._lua_getglobal(L, this.runtime.cstring(name));
+      const api = this.runtime.api;
+      api._lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+      this.runtime.pushString(L, name);
+      api._lua_rawget(L, -2);
       value = this.json().read(L, -1);
     });
     return value;
