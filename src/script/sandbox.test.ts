@@ -181,6 +181,32 @@ describe('sandbox: limits', () => {
     );
   });
 
+  it('stops an infinite loop in every hook of a loaded script', async () => {
+    const path = await scriptFile(
+      [
+        'spin = true',
+        'function initial_state(ctx) while spin do end return {} end',
+        'function cycle_request(state) while spin do end return "/" end',
+        'function after_page(state, page) while spin do end return state end',
+        'function transform(e) while spin do end return e end',
+      ].join('\n'),
+    );
+    const logic = await loadCollectionScript({ path, limits: tight });
+    const page = { status: 200, url: '/', headers: {}, links: {}, count: 0, first: null, last: null };
+    const budget = (hook: string, line: number) =>
+      `${path}: ${hook} exceeded its instruction budget (200000) at line ${line}`;
+    try {
+      await expect(logic.initialState({ startFrom: null, now: '2025-06-01T00:00:00.000Z' })).rejects.toThrow(
+        budget('initial_state', 2),
+      );
+      await expect(logic.cycleRequest({})).rejects.toThrow(budget('cycle_request', 3));
+      await expect(logic.afterPage({}, page)).rejects.toThrow(budget('after_page', 4));
+      await expect(logic.transform!([{ uuid: 'a' }])).rejects.toThrow(budget('transform', 5));
+    } finally {
+      await logic.close();
+    }
+  });
+
   it('cannot be escaped by catching the limit error with pcall', async () => {
     const sb = await sandbox(
       `function run()
