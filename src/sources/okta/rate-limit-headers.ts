@@ -7,6 +7,8 @@ export interface RateLimitInfo {
   resetInMs: number;
   /** Raw `X-Rate-Limit-Reset` (epoch seconds, server clock): identifies the window. */
   resetEpochSecs: number;
+  /** The response's `Date` (server clock, whole seconds), when it had a usable one. */
+  serverDateMs?: number;
 }
 
 function intHeader(headers: Record<string, string>, name: string): number | null {
@@ -33,5 +35,6 @@ export function readRateLimit(headers: Record<string, string>, receivedAtMs: num
     remaining,
     resetEpochSecs: reset,
     resetInMs: Math.max(0, reset * 1000 - serverNow),
+    ...(Number.isNaN(date) ? {} : { serverDateMs: date }),
   };
 }

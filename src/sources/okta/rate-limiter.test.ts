@@ -16,9 +16,10 @@ describe('RateLimiter', () => {
     const clock = { t: 1_000_000 };
     const limiter = limiterAt(clock);
     const done = await limiter.acquire(new AbortController().signal);
-    // 60 allowed per minute, share 0.5 -> 30 for us; one used, 29 left over 60 s.
+    // 60 allowed per minute, share 0.5 -> 30 for us; one used, 29 left in 30 slots of 60 s (the 30th
+    // slot is the next window's first request).
     done({ limit: 60, remaining: 59, resetInMs: 60_000, resetEpochSecs: 1060 }, clock.t);
-    expect(limiter.nextWait().ms).toBeCloseTo(60_000 / 29, 0);
+    expect(limiter.nextWait().ms).toBeCloseTo(60_000 / 30, 0);
   });
 
   it('waits for the window to reset once its share is used', () => {
@@ -73,6 +74,58 @@ describe('RateLimiter', () => {
   });
 });
 
+describe('RateLimiter reading the reset through the server clock', () => {
+  /** Headers as a server whose clock is `skewMs` ahead of ours sends them at local time `t`. */
+  function response(t: number, skewMs: number, resetEpochSecs: number, remaining = 50) {
+    const serverNow = t + skewMs;
+    return {
+      limit: 60,
+      remaining,
+      resetEpochSecs,
+      resetInMs: resetEpochSecs * 1000 - Math.floor(serverNow / 1000) * 1000,
+      serverDateMs: Math.floor(serverNow / 1000) * 1000,
+    };
+  }
+
+  it('narrows a one-second Date down to the real reset as responses arrive at other fractions of a second', () => {
+    const skewMs = 600_000 + 730; // ten minutes and a fraction ahead
+    const clock = { t: 1_000_000_000 };
+    const limiter = new RateLimiter({ maxShare: 1, minRemaining: 0, now: () => clock.t, random: () => 0 });
+    const resetEpochSecs = Math.floor((clock.t + skewMs) / 1000) + 60;
+    const localReset = resetEpochSecs * 1000 - skewMs;
+    const resumesAt = () => {
+      limiter.observe(response(clock.t, skewMs, resetEpochSecs, 0), clock.t + 5, clock.t);
+      const wait = limiter.nextWait();
+      expect(wait.reason).toBe('bucket-low');
+      return clock.t + wait.ms;
+    };
+    // One response alone places the reset up to a second late: here 730 ms plus the margin.
+    expect(resumesAt() - localReset).toBeGreaterThan(700);
+    for (let i = 1; i < 10; i++) {
+      clock.t += 1_070;
+      limiter.observe(response(clock.t, skewMs, resetEpochSecs, 59), clock.t + 5, clock.t);
+    }
+    const late = resumesAt() - localReset;
+    expect(late).toBeGreaterThanOrEqual(0);
+    expect(late).toBeLessThanOrEqual(200);
+  });
+
+  it('forgets the estimate when the server clock jumps back, rather than resuming before the reset', () => {
+    const clock = { t: 1_000_000_000 };
+    const limiter = new RateLimiter({ maxShare: 1, minRemaining: 0, now: () => clock.t, random: () => 0 });
+    let skewMs = 0;
+    const reset = () => Math.floor((clock.t + skewMs) / 1000) + 30;
+    limiter.observe(response(clock.t, skewMs, reset()), clock.t + 5, clock.t);
+    skewMs = -120_000; // the server's clock was corrected two minutes back
+    clock.t += 1_000;
+    const resetEpochSecs = reset();
+    for (let i = 0; i < 60; i++)
+      limiter.observe(response(clock.t, skewMs, resetEpochSecs, 0), clock.t + 5, clock.t);
+    const wait = limiter.nextWait();
+    expect(clock.t + wait.ms).toBeGreaterThanOrEqual(resetEpochSecs * 1000 - skewMs);
+  });
+});
+
 describe('readRateLimit', () => {
   it('measures the reset against the server Date, not the local clock', () => {
     // Server clock 10 minutes ahead of ours: the wait is still the 30 s the server meant.
@@ -86,7 +139,13 @@ describe('readRateLimit', () => {
       },
       serverNow - 600_000,
     );
-    expect(info).toEqual({ limit: 50, remaining: 10, resetInMs: 30_000, resetEpochSecs: serverNow / 1000 + 30 });
+    expect(info).toEqual({
+      limit: 50,
+      remaining: 10,
+      resetInMs: 30_000,
+      resetEpochSecs: serverNow / 1000 + 30,
+      serverDateMs: serverNow,
+    });
   });
 
   it('returns null without rate-limit headers', () => {

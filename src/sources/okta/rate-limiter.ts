@@ -11,6 +11,57 @@ export interface RateLimiterOptions {
   random?: () => number;
 }
 
+/*
+ * Okta's `Date` has whole seconds, so one response places the reset only within a second, and a second is
+ * a tenth of a 10 s window or several request slots of a 60 s one. Many responses place it within a few
+ * ms, so the server clock is tracked across responses. Past that estimate the limiter still waits this
+ * much: Okta notes that `X-Rate-Limit-Reset` and `Date` may disagree by a fraction of a second.
+ */
+const RESET_MARGIN_MS = 100;
+/**
+ * How fast the estimate gives up certainty, in ms per ms: clocks drift and get corrected, so an old
+ * response vouches for a little less as time goes on. Fresh responses keep the estimate sharp.
+ */
+const CLOCK_AGING = 0.001;
+
+/**
+ * How far the server's clock is ahead of ours, bounded from each response's `Date`: the server stamped
+ * `Date` (rounded down to the second) after we sent the request and before we received the answer, so
+ * `Date - received <= offset < Date + 1 s - sent`. The largest lower bound (aged a little since it was
+ * seen) is the estimate; it errs on the late side only, so a reset it predicts has happened. A response
+ * whose bounds contradict the estimate means one of the clocks moved: the estimate starts over from it.
+ */
+export class ServerClock {
+  #low = -Infinity;
+  #lowAt = 0;
+  #high = Infinity;
+  #known = false;
+
+  observe(serverDateMs: number, sentAtMs: number | undefined, receivedAtMs: number): void {
+    const low = serverDateMs - receivedAtMs;
+    const high = sentAtMs === undefined ? Infinity : serverDateMs + 1000 - sentAtMs;
+    const current = this.#estimate(receivedAtMs);
+    if (!this.#known || low > this.#high || high < current) {
+      this.#known = true;
+      this.#high = high;
+    } else {
+      this.#high = Math.min(this.#high, high);
+      if (low < current) return;
+    }
+    this.#low = low;
+    this.#lowAt = receivedAtMs;
+  }
+
+  /** Local time by which the server's clock has certainly reached `serverMs` (null before any `Date`). */
+  localTimeOf(serverMs: number, nowMs: number): number | null {
+    return this.#known ? serverMs - this.#estimate(nowMs) : null;
+  }
+
+  #estimate(atMs: number): number {
+    return this.#low - Math.max(0, atMs - this.#lowAt) * CLOCK_AGING;
+  }
+}
+
 export interface Wait {
   ms: number;
   reason: 'spread' | 'share-used' | 'bucket-low' | 'none';
@@ -33,6 +84,7 @@ export class RateLimiter {
   #windowEndsAt = 0;
   #usedInWindow = 0;
   #lastRequestAt = -Infinity;
+  readonly #clock = new ServerClock();
   #queue: Promise<void> = Promise.resolve();
 
   constructor(options: RateLimiterOptions) {
@@ -54,7 +106,9 @@ export class RateLimiter {
         reason: share <= 0 ? 'share-used' : 'bucket-low',
       };
     }
-    const interval = (this.#windowEndsAt - now) / budget;
+    // One slot more than requests left: the last one goes out a slot before the reset and the next
+    // window's first one at the reset, so a backlog gets the whole share of every window.
+    const interval = (this.#windowEndsAt - now) / (budget + 1);
     const ms = Math.max(0, this.#lastRequestAt + interval - now);
     return { ms, reason: ms > 0 ? 'spread' : 'none' };
   }
@@ -81,18 +135,23 @@ export class RateLimiter {
       release();
       throw err;
     }
-    this.#lastRequestAt = this.#now();
+    const sentAtMs = this.#now();
+    this.#lastRequestAt = sentAtMs;
     let done = false;
     return (info, receivedAtMs) => {
       if (done) return;
       done = true;
-      if (info) this.observe(info, receivedAtMs);
+      if (info) this.observe(info, receivedAtMs, sentAtMs);
       release();
     };
   }
 
-  /** Feeds one response's headers. A concurrency 429 (`limit` 0) says nothing about the window. */
-  observe(info: RateLimitInfo, receivedAtMs: number): void {
+  /**
+   * Feeds one response's headers; `sentAtMs` (when the request left) sharpens the server clock estimate.
+   * A concurrency 429 (`limit` 0) says nothing about the window, but its `Date` still dates the server.
+   */
+  observe(info: RateLimitInfo, receivedAtMs: number, sentAtMs?: number): void {
+    if (info.serverDateMs !== undefined) this.#clock.observe(info.serverDateMs, sentAtMs, receivedAtMs);
     if (info.limit <= 0) return;
     if (info.resetEpochSecs !== this.#windowId) {
       this.#windowId = info.resetEpochSecs;
@@ -101,7 +160,11 @@ export class RateLimiter {
     this.#usedInWindow++;
     this.#limit = info.limit;
     this.#remaining = info.remaining;
-    this.#windowEndsAt = receivedAtMs + info.resetInMs;
+    const resetAt =
+      info.serverDateMs === undefined
+        ? null
+        : this.#clock.localTimeOf(info.resetEpochSecs * 1000, receivedAtMs);
+    this.#windowEndsAt = resetAt === null ? receivedAtMs + info.resetInMs : resetAt + RESET_MARGIN_MS;
   }
 
   #jitter(): number {

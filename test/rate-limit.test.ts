@@ -1,0 +1,248 @@
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseConfig } from '../src/config/load.js';
+import { buildPipeline } from '../src/pipeline/build.js';
+import type { SourceOutcome } from '../src/pipeline/pipeline.js';
+import { silentLogger } from '../src/telemetry/logger.js';
+import { LogTelemetry, type TelemetryEvent } from '../src/telemetry/telemetry.js';
+import { compareDelivery, readLines, startOrg, type TestOrg } from './support/harness.js';
+
+/*
+ * The limiter against the emulator's org-wide bucket, through the real pipeline. The emulator's
+ * `X-Rate-Limit-Reset` and `Date` have one-second resolution (as Okta's do), so windows are 5 s: short
+ * enough for tests of seconds, long enough that a second of rounding cannot hide a wrong reading.
+ */
+
+const WINDOW_MS = 5_000;
+const LIMIT = 20;
+const HOUR = 3600_000;
+const PAGE = 1000;
+
+let org: TestOrg | undefined;
+afterEach(async () => {
+  await org?.stop();
+  org = undefined;
+});
+
+interface Observation extends TelemetryEvent<'rateLimitObserved'> {
+  at: number;
+}
+
+/** Keeps what the source reports about the bucket instead of logging it. */
+class Recorder extends LogTelemetry {
+  readonly observed: Observation[] = [];
+  readonly waits: TelemetryEvent<'rateLimitWait'>[] = [];
+  readonly failures: TelemetryEvent<'requestFailed'>[] = [];
+
+  constructor() {
+    super(silentLogger());
+  }
+  override rateLimitObserved(e: TelemetryEvent<'rateLimitObserved'>): void {
+    this.observed.push({ ...e, at: Date.now() });
+  }
+  override rateLimitWait(e: TelemetryEvent<'rateLimitWait'>): void {
+    this.waits.push(e);
+  }
+  override requestFailed(e: TelemetryEvent<'requestFailed'>): void {
+    this.failures.push(e);
+  }
+}
+
+interface RunOptions {
+  maxShare: number;
+  minRemaining: number;
+}
+
+interface RunResult {
+  recorder: Recorder;
+  outcomes: SourceOutcome[];
+  ms: number;
+  out: string;
+}
+
+/** One `run --once` of the real pipeline (config parsing included) against `o`, in this process. */
+async function collectOnce(o: TestOrg, options: RunOptions): Promise<RunResult> {
+  const out = join(o.dir, 'out', 'okta.ndjson');
+  const yaml = [
+    `data_dir: ${JSON.stringify(join(o.dir, 'data'))}`,
+    'sources:',
+    '  okta:',
+    '    type: okta',
+    `    domain: "${o.domain}"`,
+    `    start_from: ${new Date(Date.now() - 2 * HOUR).toISOString()}`,
+    '    rate_limit:',
+    `      max_share: ${options.maxShare}`,
+    `      min_remaining: ${options.minRemaining}`,
+    '    auth:',
+    '      token: ${OKTA_API_TOKEN}',
+    '    tls:',
+    '      enabled: true',
+    `      ca_file: ${JSON.stringify(o.files.caFile)}`,
+    'sinks:',
+    '  archive:',
+    '    type: file',
+    '    inputs: [okta]',
+    `    path: ${JSON.stringify(out)}`,
+  ].join('\n');
+  const config = parseConfig(yaml, { baseDir: o.dir, env: { OKTA_API_TOKEN: o.token } });
+  const recorder = new Recorder();
+  const built = await buildPipeline(config, { log: silentLogger(), telemetry: recorder, once: true });
+  const started = performance.now();
+  try {
+    const outcomes = await built.pipeline.run(AbortSignal.timeout(25_000));
+    return { recorder, outcomes, ms: performance.now() - started, out };
+  } finally {
+    await built.close();
+  }
+}
+
+/** A backlog that takes `pages` requests to drain: full pages and a short one that ends the cycle. */
+function addBacklog(o: TestOrg, pages: number): void {
+  o.emulator.appendEvents((pages - 1) * PAGE + PAGE / 2, { publishedStart: Date.now() - HOUR, seed: 3 });
+}
+
+/**
+ * Our requests grouped into the bucket's windows by what the responses said: a `remaining` higher than
+ * the previous response's means a new window began. Returns how many of our requests each window saw.
+ */
+function windowsSeen(observed: readonly Observation[]): number[] {
+  const windows: number[] = [];
+  let last = Infinity;
+  for (const o of observed) {
+    if (windows.length === 0 || o.remaining >= last) windows.push(0);
+    windows[windows.length - 1]!++;
+    last = o.remaining;
+  }
+  return windows;
+}
+
+/**
+ * Gaps between our consecutive requests, as the emulator saw them arrive, inside the windows that are
+ * neither the first nor the last (`sizes` from `windowsSeen`).
+ */
+function innerGaps(o: TestOrg, sizes: readonly number[]): number[] {
+  const arrivals = o.emulator.requests.filter((r) => r.status === 200).map((r) => r.at);
+  const gaps: number[] = [];
+  let i = sizes[0] ?? 0;
+  for (const size of sizes.slice(1, -1)) {
+    for (let k = i + 1; k < i + size; k++) gaps.push(arrivals[k]! - arrivals[k - 1]!);
+    i += size;
+  }
+  return gaps;
+}
+
+const SHARE = 0.5;
+const ALLOWED = LIMIT * SHARE;
+
+/** A backlog run alone against an org whose clock is `skewMs` off ours. */
+async function backfillAlone(skewMs: number, pages: number) {
+  const o = await startOrg({ rateLimit: { limit: LIMIT, windowMs: WINDOW_MS }, clockSkewMs: skewMs });
+  try {
+    addBacklog(o, pages);
+    const run = await collectOnce(o, { maxShare: SHARE, minRemaining: 2 });
+    const delivered = compareDelivery(await readLines(run.out), o.emulator.allEvents());
+    const gaps = innerGaps(o, windowsSeen(run.recorder.observed));
+    return { run, delivered, gaps, stats: o.emulator.stats() };
+  } finally {
+    await o.stop();
+  }
+}
+
+describe('rate limiting against the emulator (limit 20 per 5 s window, max_share 0.5)', () => {
+  it('drains a backlog at its whole share, spread over each window, with zero 429s when alone', async () => {
+    const { run, delivered, gaps, stats } = await backfillAlone(0, 26);
+
+    expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
+    expect(delivered).toBeNull();
+    expect(stats.rateLimited).toBe(0);
+    // Never more than its share in any window...
+    expect(Math.min(...run.recorder.observed.map((o) => o.remaining))).toBe(LIMIT - ALLOWED);
+    // ...all of it in every window it spanned from start to end...
+    const windows = windowsSeen(run.recorder.observed);
+    expect(windows.length).toBeGreaterThanOrEqual(3);
+    expect(windows.slice(1, -1), String(windows)).toEqual(windows.slice(1, -1).map(() => ALLOWED));
+    // ...spread evenly: a slot is 500 ms, so no two requests come close together.
+    expect(Math.min(...gaps)).toBeGreaterThan((WINDOW_MS / ALLOWED) * 0.5);
+  });
+
+  it('gives the same pacing when the server clock is ten minutes ahead or behind', async () => {
+    const runs = await Promise.all([0, 600_000, -600_000].map((skew) => backfillAlone(skew, 16)));
+
+    const [straight, ahead, behind] = runs.map(({ run, delivered, stats }) => {
+      expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
+      expect(delivered).toBeNull();
+      expect(stats.rateLimited).toBe(0);
+      expect(Math.min(...run.recorder.observed.map((o) => o.remaining))).toBeGreaterThanOrEqual(
+        LIMIT - ALLOWED,
+      );
+      // A reset read against our clock would mean a ten-minute wait (ahead) or none at all (behind).
+      expect(Math.max(...run.recorder.waits.map((w) => w.waitMs))).toBeLessThan(WINDOW_MS + 1_000);
+      const windows = windowsSeen(run.recorder.observed);
+      expect(windows.slice(1, -1), String(windows)).toEqual(windows.slice(1, -1).map(() => ALLOWED));
+      return run.ms;
+    }) as [number, number, number];
+    // 16 requests at 10 per window: two or three windows however the start falls, so within a window of each other.
+    expect(Math.abs(ahead - straight)).toBeLessThan(WINDOW_MS);
+    expect(Math.abs(behind - straight)).toBeLessThan(WINDOW_MS);
+  });
+
+  it('backs off before the bucket runs dry when another client drains it, leaving min_remaining', async () => {
+    org = await startOrg({ rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } });
+    addBacklog(org, 7);
+    const emulator = org.emulator;
+    // Another integration takes 13 of the 20 requests as each window opens.
+    const other = 13;
+    let timer: NodeJS.Timeout | undefined;
+    const drainEachWindow = () => {
+      emulator.consume(other);
+      timer = setTimeout(drainEachWindow, WINDOW_MS - (emulator.now() % WINDOW_MS) + 5);
+    };
+    drainEachWindow();
+    let run: RunResult;
+    try {
+      run = await collectOnce(org, { maxShare: SHARE, minRemaining: 4 });
+    } finally {
+      clearTimeout(timer);
+    }
+
+    expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
+    expect(compareDelivery(await readLines(run.out), emulator.allEvents())).toBeNull();
+    expect(emulator.stats().rateLimited).toBe(0);
+    // It stopped with 4 left every time, though its own share (10) was far from used.
+    expect(Math.min(...run.recorder.observed.map((o) => o.remaining))).toBe(4);
+    expect(run.recorder.waits.some((w) => w.reason === 'bucket-low')).toBe(true);
+    expect(Math.max(...windowsSeen(run.recorder.observed))).toBeLessThanOrEqual(LIMIT - other - 4 + 1);
+  });
+
+  it('retries a concurrency 429 (X-Rate-Limit-Limit: 0) after a short pause, not a window', async () => {
+    // A long window: waiting for its reset would blow the test's time limit.
+    org = await startOrg({ rateLimit: { limit: 100, windowMs: 60_000 }, concurrencyLimit: 1 });
+    addBacklog(org, 2);
+    const emulator = org.emulator;
+    // Another client's slow request holds the org's only concurrent slot for 1.5 s.
+    emulator.injectFaults([{ kind: 'delay', ms: 1_500 }]);
+    const dispatcher = new Agent({ connect: { ca: org.pki.caCert } });
+    const blocker = request(`${org.origin}/api/v1/logs?limit=1`, {
+      dispatcher,
+      headers: { authorization: `SSWS ${org.token}` },
+    });
+    for (let i = 0; i < 200 && emulator.requests.length === 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
+
+    const run = await collectOnce(org, { maxShare: SHARE, minRemaining: 2 });
+    await (await blocker).body.dump();
+    await dispatcher.close();
+
+    expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
+    expect(compareDelivery(await readLines(run.out), emulator.allEvents())).toBeNull();
+    expect(emulator.stats().concurrencyLimited).toBeGreaterThanOrEqual(1);
+    const retries = run.recorder.failures.filter((f) => f.status === 429);
+    expect(retries.length).toBe(emulator.stats().concurrencyLimited);
+    for (const r of retries) {
+      expect(r.retryInMs).toBeGreaterThanOrEqual(1_000);
+      expect(r.retryInMs).toBeLessThanOrEqual(3_000);
+    }
+    expect(run.ms).toBeLessThan(10_000);
+  });
+});
