@@ -194,6 +194,8 @@ export function stateCommand() {
         }
         await store.commit(checkpoint);
         process.stdout.write(`Reset source ${source}; the next run starts from ${from}.\n`);
+        const current = checkpoint.sources[source];
+        if (current) process.stdout.write(`New state: ${JSON.stringify(current.state)}\n`);
         if (previous) process.stdout.write(`Previous state: ${JSON.stringify(previous)}\n`);
       });
     });

@@ -157,7 +157,7 @@ describe('MetricsTelemetry', () => {
     const names = (await metrics.registry.getMetricsAsJSON()).map((m) => ({ name: m.name, type: m.type }));
     for (const { name, type } of names) {
       expect(name).toMatch(/^oktail_[a-z_]+$/);
-      if (type === 'counter') expect(name).toMatch(/_total$/);
+      if (String(type) === 'counter') expect(name).toMatch(/_total$/);
       else expect(name).not.toMatch(/_total$/);
       expect(name).not.toMatch(/_(ms|millis|milliseconds|secs)(_|$)/);
     }
