@@ -215,7 +215,8 @@ export class ProgressTelemetry implements TelemetrySink {
 
   #redraw(): void {
     if (this.#stopped) return;
-    const width = Math.max(20, (this.#stream.columns ?? 100) - 1);
+    // A pseudo-terminal without a window size reports 0 columns.
+    const width = Math.max(20, (this.#stream.columns || 100) - 1);
     this.#erase();
     this.#lines = this.snapshot().map((s) => truncate(progressLine(s), width));
     this.#draw();
