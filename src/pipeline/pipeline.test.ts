@@ -190,4 +190,38 @@ describe('Pipeline', () => {
     await run(pipeline);
     expect(seen[0]).toEqual({ since: '2026-01-01T00:00:00.000Z' });
   });
+
+  it('retries a cycle the script failed at the next interval when running continuously', async () => {
+    const seen: JsonObject[] = [];
+    let cycles = 0;
+    const controller = new AbortController();
+    const flaky: PipelineSource = {
+      ...source('okta', []),
+      source: {
+        async *cycle(state: JsonObject) {
+          seen.push(state);
+          cycles++;
+          if (cycles === 1)
+            throw new OktailError('SCRIPT_ERROR', 'x.lua: after_page failed at line 3: boom', true);
+          yield page(1);
+          controller.abort();
+        },
+      },
+    };
+    const sink = new MemorySink('a', ['okta']);
+    const dir = await mkdtemp(join(tmpdir(), 'oktail-pipe-'));
+    const log = silentLogger();
+    const store = new FileCheckpointStore(dir);
+    const pipeline = new Pipeline({
+      sources: [flaky],
+      sinks: [sink],
+      store,
+      log,
+      telemetry: new LogTelemetry(log),
+    });
+    expect(await pipeline.run(controller.signal)).toEqual([{ source: 'okta', status: 'stopped' }]);
+    expect(seen).toEqual([{ since: '2026-01-01T00:00:00.000Z' }, { since: '2026-01-01T00:00:00.000Z' }]);
+    expect(sink.accepted).toEqual(['{"n":1}\n']);
+    expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-1' });
+  });
 });
