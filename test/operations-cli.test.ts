@@ -35,9 +35,9 @@ function startCollector(
   const proc = spawnCli(['run', '-c', file, '--log-format', 'json'], { OKTA_API_TOKEN: token });
   child = proc;
   let stderr = '';
-  const done = collect(proc, performance.now(), 30_000);
+  const done = collect(proc, performance.now(), 60_000);
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`collector not ready:\n${stderr}`)), 15_000);
+    const timer = setTimeout(() => reject(new Error(`collector not ready:\n${stderr}`)), 30_000);
     proc.stderr!.on('data', (d: Buffer | string) => {
       stderr += d.toString();
       if (ready.test(stderr)) {
@@ -90,7 +90,7 @@ describe('the data_dir lock', () => {
     expect(existsSync(lockFile)).toBe(false);
     const show = await runCli(['state', 'show', '-c', file], { env });
     expect(show.code).toBe(0);
-  });
+  }, 60_000);
 
   it('takes over the lock of a collector that was killed', async () => {
     org = await startOrg();
@@ -105,7 +105,7 @@ describe('the data_dir lock', () => {
     const again = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
     expect(again.code).toBe(0);
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
-  });
+  }, 60_000);
 });
 
 describe('logs and metrics of a running collector', () => {
@@ -148,7 +148,7 @@ describe('logs and metrics of a running collector', () => {
       code: 'OKTA_FETCH_FAILED',
       retryInMs: expect.any(Number),
     });
-  });
+  }, 60_000);
 
   it('writes readable lines with --log-format pretty, and still no token', async () => {
     org = await startOrg();

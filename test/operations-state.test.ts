@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -58,9 +58,6 @@ describe('oktail state', () => {
     expect(reset.stdout).toContain(`the next run starts from ${from.toISOString()}`);
     expect((await readState(org)).sources.okta!.state).toEqual({ since: from.toISOString() });
 
-    const refused = await runCli(['state', 'import', backup, '-c', file], { env });
-    expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain('--force');
     const imported = await runCli(['state', 'import', backup, '--force', '-c', file], { env });
     expect(imported.code).toBe(0);
     expect(await readState(org)).toEqual(JSON.parse(exported.stdout));
@@ -69,7 +66,7 @@ describe('oktail state', () => {
     org.emulator.appendEvents(30, { publishedStart: Date.now() - 10_000, stepMs: 100 });
     expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
-  });
+  }, 90_000);
 
   it('resets a source to the config start_from by forgetting its state', async () => {
     org = await startOrg();
@@ -83,7 +80,7 @@ describe('oktail state', () => {
     expect((await readState(org)).sources.okta).toBeUndefined();
     const show = await runCli(['state', 'show', 'okta', '-c', file], { env });
     expect(show.stdout).toContain('no checkpoint yet; the next run starts from 2026-01-02T03:04:05.000Z');
-  });
+  }, 60_000);
 
   it('refuses to import something that is not a checkpoint, and names unknown sources', async () => {
     org = await startOrg();
@@ -98,6 +95,16 @@ describe('oktail state', () => {
     );
     expect(existsSync(join(org.dir, 'data', 'state.json'))).toBe(false);
 
+    const existing = { version: 1, sources: {}, sinks: { archive: { path: '/x', length: 0 } } };
+    await mkdir(join(org.dir, 'data'), { recursive: true });
+    await writeFile(join(org.dir, 'data', 'state.json'), JSON.stringify(existing));
+    const good = join(org.dir, 'good.json');
+    await writeFile(good, JSON.stringify({ version: 1, sources: {}, sinks: {} }));
+    const refused = await runCli(['state', 'import', good, '-c', file], { env });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('already holds state (archive)');
+    expect(refused.stderr).toContain('--force');
+
     const unknown = await runCli(['state', 'show', 'nope', '-c', file], { env });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('There is no source "nope"');
@@ -105,5 +112,5 @@ describe('oktail state', () => {
       env,
     });
     expect(badTime.code).toBe(2);
-  });
+  }, 60_000);
 });
