@@ -6,7 +6,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { isOktailError } from '../core/errors.js';
 import { loadCollectionScript } from './collection-script.js';
-import { DEFAULT_LIMITS, ScriptFailure, ScriptSandbox, type ScriptLimits } from './sandbox.js';
+import {
+  DEFAULT_LIMITS,
+  ScriptFailure,
+  ScriptSandbox,
+  TRANSFORM_ALLOWANCE_PER_EVENT,
+  transformLimits,
+  type ScriptLimits,
+} from './sandbox.js';
 
 const HOOKS = `
 function initial_state(ctx) return { since = ctx.now } end
@@ -176,8 +183,9 @@ describe('sandbox: limits', () => {
 
   it('stops an infinite loop in transform', async () => {
     const sb = await sandbox(`function transform(e)\n  while true do end\nend`, tight);
+    // A page transform gets the per-call budget plus an allowance per event (here one event).
     expect(failureOf(() => sb.transform([{ uuid: 'a' }])).message).toBe(
-      'my.lua: transform exceeded its instruction budget (200000) at line 2',
+      'my.lua: transform exceeded its instruction budget (220000) at line 2',
     );
   });
 
@@ -193,18 +201,26 @@ describe('sandbox: limits', () => {
     );
     const logic = await loadCollectionScript({ path, limits: tight });
     const page = { status: 200, url: '/', headers: {}, links: {}, count: 0, first: null, last: null };
-    const budget = (hook: string, line: number) =>
-      `${path}: ${hook} exceeded its instruction budget (200000) at line ${line}`;
+    const budget = (hook: string, line: number, units = 200000) =>
+      `${path}: ${hook} exceeded its instruction budget (${units}) at line ${line}`;
     try {
       await expect(logic.initialState({ startFrom: null, now: '2025-06-01T00:00:00.000Z' })).rejects.toThrow(
         budget('initial_state', 2),
       );
       await expect(logic.cycleRequest({})).rejects.toThrow(budget('cycle_request', 3));
       await expect(logic.afterPage({}, page)).rejects.toThrow(budget('after_page', 4));
-      await expect(logic.transform!([{ uuid: 'a' }])).rejects.toThrow(budget('transform', 5));
+      await expect(logic.transform!([{ uuid: 'a' }])).rejects.toThrow(budget('transform', 5, 220000));
     } finally {
       await logic.close();
     }
+  });
+
+  it('gives a page transform room that grows with the page', () => {
+    expect(transformLimits({ instructionBudget: 1000, deadlineMs: 100, memoryBytes: 1 }, 1000)).toEqual({
+      instructionBudget: 1000 + 1000 * TRANSFORM_ALLOWANCE_PER_EVENT.instructions,
+      deadlineMs: 100 + 1000 * TRANSFORM_ALLOWANCE_PER_EVENT.deadlineMs,
+      memoryBytes: 1,
+    });
   });
 
   it('cannot be escaped by catching the limit error with pcall', async () => {

@@ -38,6 +38,21 @@ export const DEFAULT_LIMITS: Readonly<ScriptLimits> = {
   memoryBytes: 64 * 1024 * 1024,
 };
 
+/**
+ * A page transform runs one call for up to 1000 events, so its limits grow with the page: the per-call
+ * limits stay the bound for a loop that never ends, and each event adds room for honest work (a loaded
+ * machine can be ten times slower than an idle one).
+ */
+export const TRANSFORM_ALLOWANCE_PER_EVENT = { instructions: 20_000, deadlineMs: 5 } as const;
+
+export function transformLimits(limits: ScriptLimits, events: number): ScriptLimits {
+  return {
+    ...limits,
+    instructionBudget: limits.instructionBudget + events * TRANSFORM_ALLOWANCE_PER_EVENT.instructions,
+    deadlineMs: limits.deadlineMs + events * TRANSFORM_ALLOWANCE_PER_EVENT.deadlineMs,
+  };
+}
+
 export type ScriptLog = (level: string, message: string) => void;
 
 export interface SandboxOptions {
@@ -191,7 +206,7 @@ export class ScriptSandbox {
       },
       false,
     );
-    if (syntax !== null) throw this.failure('top-level code', syntax, false);
+    if (syntax !== null) throw this.failure('top-level code', syntax, false, this.options.limits);
   }
 
   /** The Lua type of a global (`nil` when absent), read raw so no `_G` metamethod runs. */
@@ -271,46 +286,51 @@ export class ScriptSandbox {
    */
   transform(events: readonly JsonObject[]): (JsonObject | null)[] {
     const results: (JsonObject | null)[] = [];
-    this.run('transform', (L) => {
-      const api = this.runtime.api;
-      const json = this.json();
-      const keyOrder = new Map<number, JsonObject>();
-      api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.internalsRef));
-      api._lua_getfield(L, -1, this.runtime.cstring('transform_page'));
-      api._lua_createtable(L, events.length, 0);
-      for (let i = 0; i < events.length; i++) {
-        json.push(L, events[i], { nullAsNil: false, keyOrder });
-        api._lua_rawseti(L, -2, BigInt(i + 1));
-      }
-      api._lua_pushinteger(L, BigInt(events.length));
-      api._lua_callk(L, 2, 1, 0, 0);
-      const out = api._lua_gettop(L);
-      for (let i = 0; i < events.length; i++) {
-        const type = api._lua_rawgeti(L, out, BigInt(i + 1));
-        if (type === LUA_TBOOLEAN && api._lua_toboolean(L, -1) === 0) {
-          results.push(null);
-        } else if (type === LUA_TTABLE) {
-          let event: JsonValue | undefined;
-          try {
-            event = json.read(L, -1, keyOrder);
-          } catch (err) {
-            throw eventError(i, err);
-          }
-          if (event === null || typeof event !== 'object' || Array.isArray(event)) {
+    this.run(
+      'transform',
+      (L) => {
+        const api = this.runtime.api;
+        const json = this.json();
+        const keyOrder = new Map<number, JsonObject>();
+        api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.internalsRef));
+        api._lua_getfield(L, -1, this.runtime.cstring('transform_page'));
+        api._lua_createtable(L, events.length, 0);
+        for (let i = 0; i < events.length; i++) {
+          json.push(L, events[i], { nullAsNil: false, keyOrder });
+          api._lua_rawseti(L, -2, BigInt(i + 1));
+        }
+        api._lua_pushinteger(L, BigInt(events.length));
+        api._lua_callk(L, 2, 1, 0, 0);
+        const out = api._lua_gettop(L);
+        for (let i = 0; i < events.length; i++) {
+          const type = api._lua_rawgeti(L, out, BigInt(i + 1));
+          if (type === LUA_TBOOLEAN && api._lua_toboolean(L, -1) === 0) {
+            results.push(null);
+          } else if (type === LUA_TTABLE) {
+            let event: JsonValue | undefined;
+            try {
+              event = json.read(L, -1, keyOrder);
+            } catch (err) {
+              throw eventError(i, err);
+            }
+            if (event === null || typeof event !== 'object' || Array.isArray(event)) {
+              throw new Error(
+                `transform returned an array for event ${i + 1}; it must return an event table or nil`,
+              );
+            }
+            results.push(event);
+          } else {
+            const got = LUA_TYPE_NAMES[type] ?? 'unknown';
             throw new Error(
-              `transform returned an array for event ${i + 1}; it must return an event table or nil`,
+              `transform returned a ${got} for event ${i + 1}; it must return an event table or nil`,
             );
           }
-          results.push(event);
-        } else {
-          const got = LUA_TYPE_NAMES[type] ?? 'unknown';
-          throw new Error(
-            `transform returned a ${got} for event ${i + 1}; it must return an event table or nil`,
-          );
+          api._lua_settop(L, -2);
         }
-        api._lua_settop(L, -2);
-      }
-    });
+      },
+      true,
+      transformLimits(this.options.limits, events.length),
+    );
     return results;
   }
 
@@ -347,13 +367,13 @@ export class ScriptSandbox {
     return this.bridge;
   }
 
-  private run(hook: string, body: (L: number) => void, retryable = true): void {
+  private run(hook: string, body: (L: number) => void, retryable = true, limits = this.options.limits): void {
     this.logLines = 0;
     this.logDropped = 0;
     try {
-      this.runtime.run(body, this.options.limits);
+      this.runtime.run(body, limits);
     } catch (err) {
-      if (err instanceof LuaFailure) throw this.failure(hook, err, retryable);
+      if (err instanceof LuaFailure) throw this.failure(hook, err, retryable, limits);
       throw err;
     } finally {
       if (this.logDropped > 0) {
@@ -365,8 +385,13 @@ export class ScriptSandbox {
     }
   }
 
-  private failure(hook: string, failure: LuaFailure, retryable: boolean): ScriptFailure {
-    const { name, limits } = this.options;
+  private failure(
+    hook: string,
+    failure: LuaFailure,
+    retryable: boolean,
+    limits: ScriptLimits,
+  ): ScriptFailure {
+    const { name } = this.options;
     const at = failure.line === null ? '' : ` at line ${failure.line}`;
     let detail: string;
     switch (failure.kind) {
