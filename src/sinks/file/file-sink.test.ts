@@ -8,7 +8,11 @@ import { FileSink } from './file-sink.js';
 async function sinkIn(dir?: string) {
   const d = dir ?? (await mkdtemp(join(tmpdir(), 'oktail-file-')));
   const path = join(d, 'out', 'okta.ndjson');
-  return { dir: d, path, sink: new FileSink({ name: 'archive', inputs: ['okta'], path, log: silentLogger() }) };
+  return {
+    dir: d,
+    path,
+    sink: new FileSink({ name: 'archive', inputs: ['okta'], path, log: silentLogger() }),
+  };
 }
 
 const batch = (text: string) => ({ source: 'okta', events: 1, ndjson: Buffer.from(text) });

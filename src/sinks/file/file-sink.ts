@@ -71,7 +71,11 @@ export class FileSink implements Sink {
 
   async write(batch: Batch): Promise<WriteResult> {
     const file = this.#file;
-    if (!file) return { kind: 'fatal', error: new OktailError('SINK_WRITE_FAILED', `File sink ${this.name} is not open`) };
+    if (!file)
+      return {
+        kind: 'fatal',
+        error: new OktailError('SINK_WRITE_FAILED', `File sink ${this.name} is not open`),
+      };
     const data = batch.ndjson;
     try {
       let offset = 0;

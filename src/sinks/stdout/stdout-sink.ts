@@ -32,9 +32,14 @@ export class StdoutSink implements Sink {
         else {
           // A closed pipe will not come back: halting beats spinning on EPIPE.
           const code = (err as NodeJS.ErrnoException).code;
-          const error = new OktailError('SINK_WRITE_FAILED', `Cannot write to stdout: ${err.message}`, code !== 'EPIPE', {
-            cause: err,
-          });
+          const error = new OktailError(
+            'SINK_WRITE_FAILED',
+            `Cannot write to stdout: ${err.message}`,
+            code !== 'EPIPE',
+            {
+              cause: err,
+            },
+          );
           resolve(code === 'EPIPE' ? { kind: 'fatal', error } : { kind: 'retry', afterMs: 1000, error });
         }
       });
