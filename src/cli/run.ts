@@ -6,7 +6,6 @@ import { DataDirLock } from '../pipeline/lock.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
 import { ApiServer } from '../telemetry/http-server.js';
 import { createLogger, resolveLogFormat, type Logger } from '../telemetry/logger.js';
-import { MetricsTelemetry } from '../telemetry/metrics.js';
 import { ProgressTelemetry, progressWanted } from '../telemetry/progress.js';
 import type { ReadinessSource } from '../telemetry/readiness.js';
 import { LogTelemetry, TeeTelemetry, type TelemetrySink } from '../telemetry/telemetry.js';
@@ -89,21 +88,24 @@ export async function runPipeline(
   try {
     const logTelemetry = new LogTelemetry(log);
     // Progress first: its line goes away before the log prints the cycle's summary.
-    const next: TelemetrySink = progress ? new TeeTelemetry([progress, logTelemetry]) : logTelemetry;
-    const metrics = new MetricsTelemetry({
-      next,
-      sources: readinessSources(config),
-      sinks: Object.entries(config.sinks).map(([name, s]) => ({ name, inputs: s.inputs })),
-      defaultMetrics: config.api !== undefined,
-      version: VERSION,
-    });
+    let telemetry: TelemetrySink = progress ? new TeeTelemetry([progress, logTelemetry]) : logTelemetry;
     if (config.api) {
+      // Loaded only when the endpoint is on: prom-client adds a few hundred ms to every start.
+      const { MetricsTelemetry } = await import('../telemetry/metrics.js');
+      const metrics = new MetricsTelemetry({
+        next: telemetry,
+        sources: readinessSources(config),
+        sinks: Object.entries(config.sinks).map(([name, s]) => ({ name, inputs: s.inputs })),
+        defaultMetrics: true,
+        version: VERSION,
+      });
       api = new ApiServer({ ...parseAddress(config.api.address), endpoints: metrics, log });
       await api.start().catch((err: NodeJS.ErrnoException) => {
         throw new Error(`api.address: cannot listen on ${config.api!.address} (${err.code ?? err.message})`);
       });
+      telemetry = metrics;
     }
-    return await collect(config, log, metrics, options);
+    return await collect(config, log, telemetry, options);
   } finally {
     progress?.stop();
     await api?.stop();

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
-import pinoPretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -58,6 +59,8 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     const colorize = options.colorize ?? (out as { isTTY?: boolean }).isTTY === true;
     // The synchronous formatter, not the pretty transport stream: a line is on the terminal before the
     // next statement runs, so nothing is lost when the process exits right after logging.
+    // Required only here: pino-pretty costs every start a few hundred ms, and JSON is the common case.
+    const pinoPretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
     const prettify = pinoPretty.prettyFactory({
       colorize,
       singleLine: true,
