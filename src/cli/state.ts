@@ -261,7 +261,7 @@ export function importWarnings(config: Config, cp: Checkpoint): string[] {
     else if (cfg.type === 'file' && typeof position.path === 'string' && position.path !== cfg.path) {
       out.push(
         `sink ${name} recorded ${position.path} but the config writes ${cfg.path}: ` +
-          'its committed length will not be applied (copy the file to the same path)',
+          'its committed length will not be applied (edit that path in the exported JSON to match)',
       );
     }
   }
