@@ -145,7 +145,7 @@ export function stateCommand() {
 
   state
     .command('show')
-    .description('print each source cursor, last event, the sinks committed offsets and when')
+    .description("print each source's cursor and last event, each file sink's committed length, and when")
     .argument('[source]', 'only this source (and the sinks it feeds)')
     .requiredOption('-c, --config <file>', 'config file (YAML)')
     .action(async (source, opts) => {
