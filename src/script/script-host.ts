@@ -1,0 +1,345 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
+
+import { OktailError, errorMessage } from '../core/errors.js';
+import type { JsonObject, JsonValue } from '../core/json.js';
+import { ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './sandbox.js';
+import type { ScriptIssue } from './script-checks.js';
+import {
+  deserializeError,
+  type WorkerInit,
+  type WorkerMessage,
+  type WorkerRequest,
+} from './worker-protocol.js';
+
+/**
+ * How long past a call's own deadline the host waits for the worker's answer. The sandbox enforces the
+ * deadline itself between Lua instructions, so an answer later than this means the worker is stuck in one
+ * C call (a pathological pattern in `string.find`, say); the margin only has to cover a busy machine.
+ */
+export const WATCHDOG_MARGIN_MS = 1000;
+
+/** A fresh thread and WebAssembly instance take well under a second; compiling TypeScript (tests) longer. */
+const STARTUP_TIMEOUT_MS = 60_000;
+
+/**
+ * A second net behind the sandbox's own memory limit, which covers the Lua state: this one bounds the
+ * worker's JavaScript heap (a page's events on their way in and out). Exceeding it stops the worker, not
+ * the process.
+ */
+const RESOURCE_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 256 };
+
+export interface IsolatedScriptOptions {
+  name: string;
+  chunkName: string;
+  source: Uint8Array;
+  limits: ScriptLimits;
+  log?: ScriptLog | undefined;
+  /** Sampled once per call (a function cannot cross threads): `now()` reads the same instant all call long. */
+  clock?: (() => number) | undefined;
+}
+
+/**
+ * A collection script running in its own worker thread, watched from this one. A call the worker does not
+ * answer within its deadline plus a margin terminates the worker and fails as a retryable deadline error;
+ * the next call starts a fresh worker, which loads the script again (its globals start afresh).
+ */
+export class IsolatedScript {
+  private engine: Engine | null;
+  private tail: Promise<unknown> = Promise.resolve();
+  private closed = false;
+
+  private constructor(
+    private readonly options: IsolatedScriptOptions,
+    first: Engine,
+    readonly tags: Record<string, JsonValue>,
+    readonly hasTransform: boolean,
+  ) {
+    this.engine = first;
+  }
+
+  /** Starts the worker and loads the script; load failures keep the sandbox's messages and retryability. */
+  static async load(options: IsolatedScriptOptions): Promise<IsolatedScript> {
+    const engine = new Engine(options, 'run');
+    const loaded = await engine.started;
+    if (loaded.type !== 'loaded') throw new Error('the script worker answered a load with a check');
+    return new IsolatedScript(options, engine, loaded.tags, loaded.hasTransform);
+  }
+
+  call(hook: string, args: JsonValue[], resultCount: number): Promise<(JsonValue | undefined)[]> {
+    return this.enqueue(async () => {
+      const engine = await this.ready();
+      const request = { type: 'call', hook, args, resultCount } as const;
+      return (await engine.request(request, hook, this.options.limits.deadlineMs)) as (
+        JsonValue | undefined
+      )[];
+    });
+  }
+
+  transform(events: JsonObject[]): Promise<(JsonObject | null)[]> {
+    return this.enqueue(async () => {
+      const engine = await this.ready();
+      const { deadlineMs } = transformLimits(this.options.limits, events.length);
+      return (await engine.request(
+        { type: 'transform', events },
+        'transform',
+        deadlineMs,
+      )) as (JsonObject | null)[];
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const engine = this.engine;
+    this.engine = null;
+    await engine?.stop();
+  }
+
+  /** One call at a time, as with the sandbox in this thread: a queued call's watchdog starts when it is sent. */
+  private enqueue<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(work, work);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+
+  private async ready(): Promise<Engine> {
+    if (this.closed)
+      throw new OktailError('SCRIPT_ERROR', `${this.options.name}: the script has been closed`, false);
+    if (this.engine !== null && !this.engine.retired) return this.engine;
+    const engine = new Engine(this.options, 'run');
+    this.engine = engine;
+    try {
+      await engine.started;
+    } catch (err) {
+      this.engine = null;
+      void engine.stop();
+      // The same bytes loaded before, so a failure now depends on time or load, not on the file: retry later.
+      throw retryable(err);
+    }
+    if (this.closed) {
+      await engine.stop();
+      throw new OktailError('SCRIPT_ERROR', `${this.options.name}: the script has been closed`, false);
+    }
+    return engine;
+  }
+}
+
+/** `oktail validate`'s checks, run in a worker under the same watchdog as a run. */
+export async function checkIsolated(options: IsolatedScriptOptions): Promise<ScriptIssue[]> {
+  const engine = new Engine(options, 'check');
+  try {
+    const checked = await engine.started;
+    if (checked.type !== 'checked') throw new Error('the script worker answered a check with a load');
+    return checked.issues;
+  } catch (err) {
+    if (err instanceof ScriptFailure) return [{ line: err.line, message: err.detail }];
+    return [{ line: null, message: errorMessage(err) }];
+  } finally {
+    await engine.stop();
+  }
+}
+
+interface Operation {
+  hook: string;
+  /** Whether a failure of the engine itself (not of the script) may be retried. */
+  retryable: boolean;
+  resolve(value: unknown): void;
+  reject(err: Error): void;
+}
+
+/** One worker's life: from its start to its termination (by the watchdog, a broken runtime or close). */
+class Engine {
+  readonly started: Promise<Extract<WorkerMessage, { type: 'loaded' | 'checked' }>>;
+  /** Set once this worker may serve no more calls. */
+  retired = false;
+  private readonly worker: Worker;
+  private current: Operation | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private nextId = 1;
+
+  constructor(
+    private readonly options: IsolatedScriptOptions,
+    private readonly mode: WorkerInit['mode'],
+  ) {
+    const now = options.clock?.() ?? null;
+    this.worker = spawn({
+      mode,
+      name: options.name,
+      chunkName: options.chunkName,
+      source: options.source,
+      limits: options.limits,
+      pinnedClock: options.clock !== undefined,
+      now,
+    });
+    // The process may exit while the worker idles; a call in flight is held open by its watchdog timer.
+    this.worker.unref();
+    this.started = new Promise((resolve, reject) => {
+      this.current = {
+        hook: 'top-level code',
+        retryable: false,
+        resolve,
+        reject,
+      };
+    });
+    this.arm(STARTUP_TIMEOUT_MS, () =>
+      this.engineFailure(`did not start within ${STARTUP_TIMEOUT_MS / 1000} s`),
+    );
+    this.worker.on('message', (message: WorkerMessage) => this.receive(message));
+    this.worker.on('error', (err) => this.crash(`stopped: ${errorMessage(err)}`));
+    this.worker.on('exit', (code) => this.crash(`exited (code ${code})`));
+  }
+
+  request(
+    request: DistributiveOmit<WorkerRequest, 'id' | 'now'>,
+    hook: string,
+    deadlineMs: number,
+  ): Promise<unknown> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.current = { hook, retryable: true, resolve, reject };
+      this.arm(deadlineMs + WATCHDOG_MARGIN_MS, () => this.deadlineFailure(hook, deadlineMs));
+      this.worker.postMessage({ ...request, id, now: this.options.clock?.() ?? null });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.retired = true;
+    this.disarm();
+    await this.worker.terminate();
+    this.settle(new OktailError('SCRIPT_ERROR', `${this.options.name}: the script has been closed`, false));
+  }
+
+  private receive(message: WorkerMessage): void {
+    switch (message.type) {
+      case 'log':
+        try {
+          this.options.log?.(message.level, message.message);
+        } catch {
+          // A failing log callback must not become the script's failure.
+        }
+        return;
+      case 'phase':
+        if (this.current !== null) this.current.hook = message.hook;
+        this.arm(message.deadlineMs + WATCHDOG_MARGIN_MS, () =>
+          this.deadlineFailure(message.hook, message.deadlineMs),
+        );
+        return;
+      case 'loaded':
+      case 'checked':
+        this.settle(null, message);
+        return;
+      case 'result':
+        if (message.broken) this.retire();
+        this.settle(null, message.value);
+        return;
+      case 'failure':
+        if (message.broken || message.id === null) this.retire();
+        this.settle(deserializeError(message.error));
+        return;
+    }
+  }
+
+  private deadlineFailure(hook: string, deadlineMs: number): ScriptFailure {
+    const consequence = this.mode === 'check' || hook === 'top-level code' ? 'stopped' : 'restarted';
+    const detail = `${hook} exceeded its deadline (${deadlineMs} ms); a library call could not be interrupted, so the script's engine was ${consequence}`;
+    return new ScriptFailure(
+      `${this.options.name}: ${detail}`,
+      hook,
+      'deadline',
+      null,
+      detail,
+      this.current?.retryable ?? true,
+    );
+  }
+
+  private engineFailure(what: string): ScriptFailure {
+    const hook = this.current?.hook ?? 'top-level code';
+    const detail = `${hook} failed: the script's engine ${what}`;
+    return new ScriptFailure(
+      `${this.options.name}: ${detail}`,
+      hook,
+      'runtime',
+      null,
+      detail,
+      this.current?.retryable ?? true,
+    );
+  }
+
+  /** Runs `onTimeout` unless the current operation settles first; the worker is then beyond saving. */
+  private arm(ms: number, failure: () => ScriptFailure): void {
+    this.disarm();
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      const err = failure();
+      this.retire();
+      this.settle(err);
+    }, ms);
+  }
+
+  private disarm(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private crash(what: string): void {
+    if (this.current === null) {
+      this.retired = true;
+      return;
+    }
+    const err = this.engineFailure(what);
+    this.retired = true;
+    this.settle(err);
+  }
+
+  private retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    void this.worker.terminate();
+  }
+
+  private settle(err: Error | null, value?: unknown): void {
+    const operation = this.current;
+    if (operation === null) return;
+    this.current = null;
+    this.disarm();
+    if (err === null) operation.resolve(value);
+    else operation.reject(err);
+  }
+}
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+
+function retryable(err: unknown): unknown {
+  if (err instanceof ScriptFailure) {
+    return new ScriptFailure(err.message, err.hook, err.kind, err.line, err.detail, true, err.cause);
+  }
+  if (err instanceof OktailError) return new OktailError(err.code, err.message, true, { cause: err.cause });
+  return err;
+}
+
+/**
+ * Starts the worker from the compiled `script-worker.js` next to this module, or, when this module runs
+ * from its TypeScript source (tests), from `script-worker.ts` through tsx's loader. Node 20 does not
+ * apply `--import` loaders given in a worker's `execArgv` to the worker's entry point, so the loader is
+ * registered by a small bootstrap first.
+ */
+function spawn(init: WorkerInit): Worker {
+  const options = { workerData: init, resourceLimits: RESOURCE_LIMITS };
+  const compiled = new URL('./script-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, options);
+  // tsx's `register` API, called explicitly: importing its `--import` entry here left `.ts` unknown.
+  const require = createRequire(import.meta.url);
+  const manifest = require('tsx/package.json') as {
+    exports: Record<string, { import: { default: string } }>;
+  };
+  const api = new URL(
+    manifest.exports['./esm/api']!.import.default,
+    pathToFileURL(require.resolve('tsx/package.json')),
+  );
+  const entry = new URL('./script-worker.ts', import.meta.url).href;
+  const bootstrap = `import(${JSON.stringify(api.href)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
+  return new Worker(bootstrap, { ...options, eval: true });
+}
