@@ -1,0 +1,138 @@
+/*
+ * Child processes of the benchmark: the emulator (over IPC) and the measured contenders, each of which
+ * reports its own CPU time and peak RSS through usage.js.
+ */
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { EmulatorCommand, EmulatorConfig, EmulatorReady, EmulatorReport } from './emulator-process.js';
+import type { Usage } from './usage.js';
+
+/** The compiled bench folder (this file's) and the repository root above it. */
+export const BUILT = dirname(fileURLToPath(import.meta.url));
+export const ROOT = findRoot(BUILT);
+
+function findRoot(from: string): string {
+  for (let dir = from; dir !== dirname(dir); dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'oktail') {
+      return dir;
+    }
+  }
+  throw new Error(`No oktail package.json above ${from}`);
+}
+
+export class EmulatorProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly ready: EmulatorReady,
+  ) {}
+
+  static async start(config: EmulatorConfig): Promise<EmulatorProcess> {
+    const child = fork(join(BUILT, 'emulator-process.js'), [JSON.stringify(config)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      // Room for a million stored events.
+      execArgv: ['--max-old-space-size=4096'],
+    });
+    const ready = await new Promise<EmulatorReady>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('The emulator did not start within 120 s')), 120_000);
+      child.once('message', (m: EmulatorReady) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`The emulator exited with ${code}`));
+      });
+    });
+    return new EmulatorProcess(child, ready);
+  }
+
+  private ask<T>(command: EmulatorCommand, type: string): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`The emulator did not answer ${command.cmd}`)), 30_000);
+      const onMessage = (m: { type: string }) => {
+        if (m.type !== type) return;
+        clearTimeout(timer);
+        this.child.off('message', onMessage);
+        resolve(m as T);
+      };
+      this.child.on('message', onMessage);
+      this.child.send(command);
+    });
+  }
+
+  report(): Promise<EmulatorReport> {
+    return this.ask<EmulatorReport>({ cmd: 'report' }, 'report');
+  }
+
+  async reset(): Promise<void> {
+    await this.ask({ cmd: 'reset' }, 'reset');
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ cmd: 'stop' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(timer);
+  }
+}
+
+export interface Measured {
+  exitCode: number | null;
+  wallMs: number;
+  usage: Usage;
+  stdout: string;
+  stderr: string;
+}
+
+export interface MeasureOptions {
+  /** Node.js arguments after the preload: a script and its arguments. */
+  args: string[];
+  env?: Record<string, string>;
+  timeoutMs: number;
+  usageFile: string;
+}
+
+/** Runs one contender to its end and returns what it reported about itself. */
+export async function measure(options: MeasureOptions): Promise<Measured> {
+  await rm(options.usageFile, { force: true });
+  const preload = pathToFileURL(join(BUILT, 'usage.js')).href;
+  const started = performance.now();
+  const child = spawn(process.execPath, ['--import', preload, ...options.args], {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env, BENCH_USAGE_FILE: options.usageFile },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-20_000)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs);
+  const exitCode = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
+  const wallMs = performance.now() - started;
+  clearTimeout(timer);
+  let usage: Usage;
+  try {
+    usage = JSON.parse(await readFile(options.usageFile, 'utf8')) as Usage;
+  } catch {
+    throw new Error(`${options.args.join(' ')} left no usage report (exit ${exitCode}): ${stderr}`);
+  }
+  return { exitCode, wallMs, usage, stdout, stderr };
+}
+
+/** Starts a helper process that is not measured (the other client of a shared bucket). */
+export function startHelper(args: string[]): { child: ChildProcess; output: Promise<string> } {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+  let stdout = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  const output = new Promise<string>((resolve) => child.once('close', () => resolve(stdout)));
+  return { child, output };
+}

@@ -1,0 +1,293 @@
+/*
+ * The machine a benchmark ran on, and docs/performance.md written from bench/results/*.json.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import type {
+  ContenderName,
+  LimitedResult,
+  LimitedRun,
+  MillionResult,
+  ThroughputResult,
+  WindowUse,
+} from './run.js';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  memoryGb: number;
+  node: string;
+  kernel: string;
+  date: string;
+  /** 1, 5 and 15 minute load averages: the machine may be shared, and this says how busy it was. */
+  loadBefore: number[];
+  loadAfter?: number[];
+}
+
+export async function machine(): Promise<Machine> {
+  let cpu = cpus()[0]?.model ?? 'unknown';
+  try {
+    const info = await readFile('/proc/cpuinfo', 'utf8');
+    cpu = /^model name\s*:\s*(.+)$/m.exec(info)?.[1]?.trim() ?? cpu;
+  } catch {
+    // Not Linux: the os module's name will do.
+  }
+  return {
+    cpu,
+    cores: cpus().length,
+    memoryGb: Math.round((totalmem() / 1024 ** 3) * 10) / 10,
+    node: process.version,
+    kernel: release(),
+    date: new Date().toISOString(),
+    loadBefore: loadavg().map((n) => Math.round(n * 100) / 100),
+  };
+}
+
+const LABELS: Record<ContenderName, string> = {
+  oktail: 'oktail (file sink)',
+  'oktail-lua': 'oktail + Lua `transform` per event',
+  naive: 'naive baseline (undici + JSON.parse + JSON.stringify)',
+  sdk: 'Okta Node SDK 8 (`listLogEvents` + `each`)',
+};
+
+const fixed = (n: number | null | undefined, digits = 2): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : n.toFixed(digits);
+const ratio = (n: number | null | undefined): string =>
+  n === null || n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(2)}x`;
+const int = (n: number): string => Math.round(n).toLocaleString('en-US');
+const yes = (ok: boolean): string => (ok ? 'met' : '**not met**');
+
+async function load<T>(dir: string, name: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(join(dir, `${name}.json`), 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+function machineLine(m: { machine: Machine }): string {
+  const x = m.machine;
+  return (
+    `${x.cpu}, ${x.cores} cores, ${x.memoryGb} GB RAM, Linux ${x.kernel}, Node.js ${x.node}; ` +
+    `${x.date.slice(0, 16).replace('T', ' ')} UTC; load average before/after ${x.loadBefore.join(' ')} / ` +
+    `${x.loadAfter?.join(' ') ?? 'n/a'}`
+  );
+}
+
+function identity(s: ThroughputResult['summary'][number]): string {
+  if (s.lines === 0) return 'n/a';
+  const order = `events complete and in order: ${s.linesInOrder === s.lines ? 'yes' : 'no'}`;
+  // The script adds a field to every event, so no line can be the served bytes.
+  if (s.contender === 'oktail-lua') return `n/a: the script changes every event (${order})`;
+  const all = s.identicalLines === s.lines;
+  const text = all ? 'yes, every line' : `no: ${int(s.identicalLines)} of ${int(s.lines)} lines`;
+  const renamed = s.renamedInterface > 0 ? `, \`_interface\` in ${int(s.renamedInterface)} lines` : '';
+  return `${text} (${order}${renamed})`;
+}
+
+export function throughputTable(t: ThroughputResult): string[] {
+  const rows = [
+    '| collector | events/s | vs naive | CPU s per 100k events | CPU per event vs naive | same, less startup, vs naive | peak RSS | vs naive | output byte-identical to what Okta sent |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const s of t.summary) {
+    rows.push(
+      `| ${LABELS[s.contender]} | ${int(s.eventsPerSec)} | ${ratio(s.eventsPerSecVsNaive)} | ` +
+        `${fixed(s.cpuSecPer100k)} | ${ratio(s.cpuVsNaive)} | ${ratio(s.marginalCpuVsNaive)} | ` +
+        `${fixed(s.peakRssMb, 0)} MB | ${ratio(s.rssVsNaive)} | ${identity(s)} |`,
+    );
+  }
+  return rows;
+}
+
+function usedRange(windows: WindowUse[]): string {
+  const full = windows.slice(1, -1).map((w) => w.ours);
+  if (full.length === 0) return 'n/a (no full window)';
+  return `${Math.min(...full)}-${Math.max(...full)}`;
+}
+
+function limitedTable(r: LimitedResult): string[] {
+  const shared = r.scenario === 'shared-bucket';
+  const rows = [
+    shared
+      ? '| collector | 429s to it | 429s to the other client | its requests per full window (allowed) | other client per full window | events/min in full windows vs allowed x 1000 | time to drain (first to last request) | at the allowed rate | earliest within the budget | events per request |'
+      : '| collector | 429s | requests per full window (allowed) | events/min in full windows vs allowed x 1000 | time to drain (first to last request) | at the allowed rate | earliest within the budget | events per request |',
+    shared
+      ? '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
+      : '|---|---:|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const run of r.runs) {
+    const drain =
+      `${run.drainMs === null ? 'n/a' : fixed(run.drainMs / 1000, 1) + ' s'} | ` +
+      `${fixed(run.steadyDrainMs / 1000, 1)} s | ${fixed(run.theoreticalDrainMs / 1000, 1)} s`;
+    const ceiling = run.ceilingRatio === null ? 'n/a' : `${(run.ceilingRatio * 100).toFixed(1)} %`;
+    const used = `${usedRange(run.windows)} (${run.allowedPerWindow})`;
+    if (shared) {
+      const others = run.windows.slice(1, -1).map((w) => w.others);
+      const otherRange = others.length === 0 ? 'n/a' : `${Math.min(...others)}-${Math.max(...others)}`;
+      rows.push(
+        `| ${LABELS[run.run.contender]} | ${run.run.served.rateLimited} | ${run.other?.rateLimitedSeenByEmulator ?? 'n/a'} | ` +
+          `${used} | ${otherRange} | ${ceiling} | ${drain} | ${fixed(run.eventsPerRequest, 1)} |`,
+      );
+    } else {
+      rows.push(
+        `| ${LABELS[run.run.contender]} | ${run.run.served.rateLimited} | ${used} | ${ceiling} | ${drain} | ` +
+          `${fixed(run.eventsPerRequest, 1)} |`,
+      );
+    }
+  }
+  return rows;
+}
+
+interface Targets {
+  rows: string[];
+}
+
+function targets(
+  t: ThroughputResult | null,
+  limited: LimitedResult | null,
+  shared: LimitedResult | null,
+  m: MillionResult | null,
+): Targets {
+  const rows = ['| target | measured | |', '|---|---|---|'];
+  const oktail = t?.summary.find((s) => s.contender === 'oktail');
+  const sdk = t?.summary.find((s) => s.contender === 'sdk');
+  if (oktail?.cpuVsNaive !== undefined) {
+    rows.push(
+      `| collector CPU per event at most 0.5x the naive baseline | ${ratio(oktail.cpuVsNaive)} whole process; ` +
+        `${ratio(oktail.marginalCpuVsNaive)} less startup | ${yes(oktail.cpuVsNaive <= 0.5)} |`,
+    );
+  }
+  if (m) {
+    const mb = m.run.peakRssKb / 1024;
+    rows.push(
+      `| peak RSS below 150 MB backfilling ${int(m.events)} events | ${fixed(mb, 0)} MB | ${yes(mb < 150 && m.run.exitCode === 0)} |`,
+    );
+  }
+  const alone = limited?.runs.find((r) => r.run.contender === 'oktail');
+  if (alone) {
+    const ok = alone.ceilingRatio !== null && Math.abs(alone.ceilingRatio - 1) <= 0.05;
+    rows.push(
+      `| backfill within 5% of allowed requests per minute x 1000 | ${alone.ceilingRatio === null ? 'n/a' : (alone.ceilingRatio * 100).toFixed(1) + ' %'} | ${yes(ok)} |`,
+    );
+    rows.push(
+      `| zero 429s when alone | ${alone.run.served.rateLimited} | ${yes(alone.run.served.rateLimited === 0)} |`,
+    );
+  }
+  const together = shared?.runs.find((r) => r.run.contender === 'oktail');
+  if (together) {
+    const caused = together.other?.rateLimitedSeenByEmulator ?? NaN;
+    rows.push(
+      `| no 429s for another client sharing the bucket | ${caused} to the other client, ${together.run.served.rateLimited} to oktail | ${yes(caused === 0 && together.run.served.rateLimited === 0)} |`,
+    );
+  }
+  if (oktail && sdk) {
+    const ahead = oktail.eventsPerSec > sdk.eventsPerSec && oktail.cpuSecPer100k < sdk.cpuSecPer100k;
+    rows.push(
+      `| ahead of the SDK-based collector | ${ratio(oktail.eventsPerSec / sdk.eventsPerSec)} the events/s, ` +
+        `${ratio(oktail.cpuSecPer100k / sdk.cpuSecPer100k)} the CPU per event, ${ratio(oktail.peakRssMb / sdk.peakRssMb)} the RSS | ${yes(ahead)} |`,
+    );
+  }
+  return { rows };
+}
+
+/** docs/performance.md from whatever results exist. */
+export async function writeReport(path: string, resultsDir: string): Promise<void> {
+  const t = await load<ThroughputResult>(resultsDir, 'throughput');
+  const limited = await load<LimitedResult>(resultsDir, 'rate-limited');
+  const shared = await load<LimitedResult>(resultsDir, 'shared-bucket');
+  const m = await load<MillionResult>(resultsDir, 'rss-1m');
+  const any = t ?? limited ?? shared ?? m;
+  const out: string[] = [
+    '# Performance',
+    '',
+    'Written by `npm run bench` (bench/run.ts) from `bench/results/*.json`; do not edit by hand.',
+    '',
+    'Every collector runs as its own process against the project Okta emulator, itself a separate process,',
+    'over HTTPS on loopback. Each process reports its own CPU time (`process.cpuUsage()`, user + system) and',
+    'peak RSS (`VmHWM` from /proc/self/status, which covers worker threads too) at exit, so neither the',
+    "harness nor the emulator is counted. (getrusage's maxRSS is not used: on Linux a child inherits its",
+    "parent's size at fork, which would charge each collector with the harness's memory.) Every output line is",
+    "compared with the bytes the emulator served (oktail's and the baseline's minus the",
+    '`"_okta_event_type":"systemLog"` tag).',
+    '',
+  ];
+  if (any) out.push(`Machine: ${machineLine(any)}.`, '');
+  const tg = targets(t, limited, shared, m);
+  out.push('## Targets', '', ...tg.rows, '');
+
+  if (t) {
+    out.push(
+      `## Throughput without a rate limit`,
+      '',
+      `${int(t.events)} events (about 1.9 KB each, 1000 per page), median of ${t.rounds} rounds run in rotating order.`,
+      'CPU is the whole process, start to exit; "less startup" subtracts the same collector run against an',
+      'empty org (start, load config, one request, exit).',
+      '',
+      ...throughputTable(t),
+      '',
+      'Startup (empty org, CPU s / peak RSS): ' +
+        t.startup
+          .map((s) => `${s.contender} ${fixed(s.cpuMs / 1000)} s / ${fixed(s.peakRssKb / 1024, 0)} MB`)
+          .join(', ') +
+        '.',
+      '',
+    );
+    const diffs = t.summary.filter((s) => s.firstDifference);
+    if (diffs.length > 0) {
+      out.push('First difference from the served bytes:', '');
+      for (const s of diffs) {
+        const d = s.firstDifference!;
+        out.push(
+          `- ${LABELS[s.contender]}, line ${d.line}: served \`${d.served.replace(/`/g, "'")}\`, written \`${d.written.replace(/`/g, "'")}\``,
+        );
+      }
+      out.push('');
+    }
+  }
+  if (limited) {
+    out.push(
+      '## Rate-limited backfill',
+      '',
+      `Okta's 60 requests per minute for /api/v1/logs, scaled down to ${limited.limit} per ${limited.windowMs / 1000} s; ` +
+        `${int(limited.events)} events; oktail with \`max_share: ${limited.maxShare}\`, \`min_remaining: ${limited.minRemaining}\`, ` +
+        'alone in the org. The baseline has no budget: it may use the whole bucket and waits for the reset on a 429.',
+      'A full window is one the collector used from its start to its end. "At the allowed rate" is the time',
+      'the requests take one slot (window / allowed) apart; "earliest within the budget" sends every allowed',
+      'request the moment its window opens, starting where the collector started (no client can do better,',
+      "and none that spreads its requests gets close). oktail spends its first window's share in what is left",
+      'of that window, which is why it can finish before the steady-rate time.',
+      '',
+      ...limitedTable(limited),
+      '',
+    );
+  }
+  if (shared) {
+    out.push(
+      '## Shared bucket',
+      '',
+      `The same limit; another client of the org (its own token) spends ${shared.otherPerWindow} requests per window at a steady pace ` +
+        `while the collector backfills ${int(shared.events)} events. oktail's allowance is what the bucket holds beyond the other ` +
+        `client and \`min_remaining\`: ${shared.limit} - ${shared.otherPerWindow} - ${shared.minRemaining}.`,
+      '',
+      ...limitedTable(shared),
+      '',
+    );
+  }
+  if (m) {
+    const r = m.run;
+    out.push(
+      '## Memory while backfilling a million events',
+      '',
+      `oktail, file sink, ${int(m.events)} events (the emulator serves a pool of ${int(m.pool)} distinct events repeatedly): ` +
+        `peak RSS ${fixed(r.peakRssKb / 1024, 0)} MB, ` +
+        `${fixed(r.wallMs / 1000, 1)} s, ${int((r.output?.lines ?? 0) / (r.wallMs / 1000))} events/s, CPU ${fixed(r.cpuMs / 1000, 1)} s, ` +
+        `byte-identical lines ${int(r.output?.identical ?? 0)} of ${int(r.output?.lines ?? 0)}.`,
+      '',
+    );
+  }
+  await writeFile(path, out.join('\n'));
+}
+
+export type { LimitedRun };
