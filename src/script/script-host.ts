@@ -82,11 +82,10 @@ export class IsolatedScript {
     return this.enqueue(async () => {
       const engine = await this.ready();
       const { deadlineMs } = transformLimits(this.options.limits, events.length);
-      return (await engine.request(
-        { type: 'transform', events },
-        'transform',
-        deadlineMs,
-      )) as (JsonObject | null)[];
+      const request = { type: 'transform', events: JSON.stringify(events) } as const;
+      return JSON.parse(
+        (await engine.request(request, 'transform', deadlineMs)) as string,
+      ) as (JsonObject | null)[];
     });
   }
 

@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { OktailError, errorMessage } from '../core/errors.js';
+import type { JsonObject } from '../core/json.js';
 import { ScriptFailure, ScriptSandbox } from './sandbox.js';
 import { describe, hookProblems, isObject, readTags, type ScriptIssue } from './script-checks.js';
 import {
@@ -67,7 +68,7 @@ function serve(request: WorkerRequest): void {
     const value =
       request.type === 'call'
         ? sandbox.call(request.hook, request.args, request.resultCount)
-        : sandbox.transform(request.events);
+        : JSON.stringify(sandbox.transform(JSON.parse(request.events) as JsonObject[]));
     post({ type: 'result', id: request.id, value, broken: sandbox.broken });
   } catch (err) {
     post({ type: 'failure', id: request.id, error: serializeError(err), broken: sandbox.broken });
