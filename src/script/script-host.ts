@@ -173,8 +173,6 @@ class Engine {
       pinnedClock: options.clock !== undefined,
       now,
     });
-    // The process may exit while the worker idles; a call in flight is held open by its watchdog timer.
-    this.worker.unref();
     this.started = new Promise((resolve, reject) => {
       this.current = {
         hook: 'top-level code',
@@ -189,6 +187,9 @@ class Engine {
     this.worker.on('message', (message: WorkerMessage) => this.receive(message));
     this.worker.on('error', (err) => this.crash(`stopped: ${errorMessage(err)}`));
     this.worker.on('exit', (code) => this.crash(`exited (code ${code})`));
+    // The process may exit while the worker idles; a call in flight is held open by its watchdog timer.
+    // After the listeners: adding a message listener refs the worker's port again.
+    this.worker.unref();
   }
 
   request(

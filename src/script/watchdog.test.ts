@@ -1,6 +1,8 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
@@ -184,6 +186,19 @@ describe('the script worker', () => {
     const { logic } = await load();
     const urls = await Promise.all(Array.from({ length: 50 }, () => logic.cycleRequest({})));
     expect(urls).toEqual(Array.from({ length: 50 }, (_, i) => `/api/v1/logs?n=${i + 1}`));
+  });
+
+  it('does not keep the process alive while the script idles', async () => {
+    const module = new URL('./collection-script.ts', import.meta.url).href;
+    const code = `const { loadCollectionScript } = await import(${JSON.stringify(module)});
+      const logic = await loadCollectionScript();
+      console.log(await logic.cycleRequest({ next: "https://example.okta.com/n" }));`;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', code],
+      { timeout: 20_000 },
+    );
+    expect(stdout.trim()).toBe('https://example.okta.com/n');
   });
 
   it('closes once, and refuses calls afterwards', async () => {
