@@ -9,9 +9,7 @@ export interface Batch {
 
 /** Results are data: the pipeline branches on them (retry only the sinks that failed, halt on fatal). */
 export type WriteResult =
-  | { kind: 'ok' }
-  | { kind: 'retry'; afterMs?: number; error: Error }
-  | { kind: 'fatal'; error: Error };
+  { kind: 'ok' } | { kind: 'retry'; afterMs?: number; error: Error } | { kind: 'fatal'; error: Error };
 
 /** What a checkpoint records for a sink so that a restart can undo writes the checkpoint did not cover. */
 export type SinkCheckpoint = JsonObject;

@@ -86,9 +86,14 @@ export class OktaHttpClient implements PageFetcher {
     try {
       url = new URL(urlOrPath, this.origin);
     } catch (err) {
-      throw new OktailError('ORIGIN_MISMATCH', `Not a valid request URL: ${JSON.stringify(urlOrPath)}`, false, {
-        cause: err,
-      });
+      throw new OktailError(
+        'ORIGIN_MISMATCH',
+        `Not a valid request URL: ${JSON.stringify(urlOrPath)}`,
+        false,
+        {
+          cause: err,
+        },
+      );
     }
     if (url.origin !== this.origin) {
       throw new OktailError(
@@ -147,7 +152,10 @@ export class OktaHttpClient implements PageFetcher {
   }
 
   #foreign(url: URL): OktailError {
-    return new OktailError('ORIGIN_MISMATCH', `Refusing to request ${url.origin}: not the configured org ${this.origin}`);
+    return new OktailError(
+      'ORIGIN_MISMATCH',
+      `Refusing to request ${url.origin}: not the configured org ${this.origin}`,
+    );
   }
 }
 
