@@ -115,6 +115,7 @@ export class IsolatedScript {
     } catch (err) {
       this.engine = null;
       void engine.stop();
+      if (this.closed) throw err;
       // The same bytes loaded before, so a failure now depends on time or load, not on the file: retry later.
       throw retryable(err);
     }
