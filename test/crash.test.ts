@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRandom } from '../src/emulator/random.js';
 import {
@@ -73,4 +74,27 @@ describe('crash recovery', () => {
     expect(kills).toBeGreaterThanOrEqual(10);
     console.log(`crash loop: ${kills} SIGKILLs, ${truncations} restarts rolled back uncommitted bytes`);
   }, 180_000);
+
+  it('cuts off a page that was written but not committed, and fetches it again', async () => {
+    org = await startOrg();
+    org.emulator.appendEvents(1000, { publishedStart: Date.now() - HOUR, seed: 4 });
+    const { file, out } = await writeConfig(org, {
+      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+    });
+    const env = { OKTA_API_TOKEN: org.token };
+    const statePath = join(org.dir, 'data', 'state.json');
+    expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
+    const committedBefore = await readFile(statePath);
+
+    org.emulator.appendEvents(500);
+    expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
+    // The state a crash between the file write and the commit leaves: the file holds the 500 new events,
+    // the checkpoint does not.
+    await writeFile(statePath, committedBefore);
+
+    const result = await runCli(['run', '--once', '-c', file], { env });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('Removed bytes written after the last checkpoint');
+    expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
+  });
 });
