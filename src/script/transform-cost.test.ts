@@ -13,9 +13,10 @@ import { DEFAULT_LIMITS, ScriptSandbox } from './sandbox.js';
 
 /**
  * Measures what per-event work costs (the figures in docs/scripting.md come from here; run with
- * OKTAIL_PRINT_COSTS=1 to print them). CPU time, not wall time, so a busy machine skews it less. The
- * assertions only catch an order-of-magnitude regression.
+ * OKTAIL_PRINT_COSTS=1 to print them). CPU time, not wall time, so a busy machine skews it less. It is a
+ * measurement, not a test: timings do not decide whether the suite passes, so it runs only on request.
  */
+const measure = process.env.OKTAIL_PRINT_COSTS !== undefined;
 
 const EVENT = JSON.parse(
   readFileSync(new URL('./testdata/system-log-event.json', import.meta.url), 'utf8'),
@@ -72,7 +73,7 @@ afterAll(() => {
   if (process.env.OKTAIL_PRINT_COSTS) console.log(`event of ${JSON.stringify(EVENT).length} bytes`, figures);
 });
 
-describe('cost of per-event hooks (1000-event pages, one call into Lua per page)', () => {
+describe.runIf(measure)('cost of per-event hooks (1000-event pages, one call into Lua per page)', () => {
   it.each([
     ['identity', '`return e`'],
     ['enrich', 'adds a field from actor.alternateId'],
@@ -113,7 +114,7 @@ describe('cost of per-event hooks (1000-event pages, one call into Lua per page)
  * The same through `loadCollectionScript`, as a run uses it: the sandbox in its worker thread, a page per
  * message. CPU time counts every thread of the process; wall time is what a source waits for.
  */
-describe('the same through the script worker (what a run pays)', () => {
+describe.runIf(measure)('the same through the script worker (what a run pays)', () => {
   async function logicFor(mode: string): Promise<CollectionLogic> {
     const dir = await mkdtemp(join(tmpdir(), 'oktail-cost-'));
     const path = join(dir, 'cost.lua');
