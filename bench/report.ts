@@ -101,39 +101,39 @@ export function throughputTable(t: ThroughputResult): string[] {
   return rows;
 }
 
-function usedRange(windows: WindowUse[]): string {
-  const full = windows.slice(1, -1).map((w) => w.ours);
-  if (full.length === 0) return 'n/a (no full window)';
-  return `${Math.min(...full)}-${Math.max(...full)}`;
+function perWindow(windows: WindowUse[], pick: (w: WindowUse) => number): string {
+  return windows.map(pick).join(', ');
 }
 
 function limitedTable(r: LimitedResult): string[] {
   const shared = r.scenario === 'shared-bucket';
-  const rows = [
-    shared
-      ? '| collector | 429s to it | 429s to the other client | its requests per full window (allowed) | other client per full window | events/min in full windows vs allowed x 1000 | time to drain (first to last request) | at the allowed rate | earliest within the budget | events per request |'
-      : '| collector | 429s | requests per full window (allowed) | events/min in full windows vs allowed x 1000 | time to drain (first to last request) | at the allowed rate | earliest within the budget | events per request |',
-    shared
-      ? '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|'
-      : '|---|---:|---:|---:|---:|---:|---:|---:|',
-  ];
+  const rows = shared
+    ? [
+        "| collector | 429s to it | 429s to the other client | its requests per window | the other client's | left in the bucket at the end of each full window | time to drain (first to last request) | at its nominal allowance | events per request |",
+        '|---|---:|---:|---|---|---|---:|---:|---:|',
+      ]
+    : [
+        '| collector | 429s | requests per window | events/min in full windows vs allowed x 1000 | time to drain (first to last request) | at the allowed rate | earliest within the budget | events per request |',
+        '|---|---:|---|---:|---:|---:|---:|---:|',
+      ];
   for (const run of r.runs) {
-    const drain =
-      `${run.drainMs === null ? 'n/a' : fixed(run.drainMs / 1000, 1) + ' s'} | ` +
-      `${fixed(run.steadyDrainMs / 1000, 1)} s | ${fixed(run.theoreticalDrainMs / 1000, 1)} s`;
-    const ceiling = run.ceilingRatio === null ? 'n/a' : `${(run.ceilingRatio * 100).toFixed(1)} %`;
-    const used = `${usedRange(run.windows)} (${run.allowedPerWindow})`;
+    const budget = run.run.contender === 'naive' ? 'no budget' : `allowed ${run.allowedPerWindow}`;
+    const used = `${perWindow(run.windows, (w) => w.ours)} (${budget})`;
+    const drain = run.drainMs === null ? 'n/a' : `${fixed(run.drainMs / 1000, 1)} s`;
+    const steady = run.run.contender === 'naive' ? 'n/a' : `${fixed(run.steadyDrainMs / 1000, 1)} s`;
     if (shared) {
-      const others = run.windows.slice(1, -1).map((w) => w.others);
-      const otherRange = others.length === 0 ? 'n/a' : `${Math.min(...others)}-${Math.max(...others)}`;
+      const full = run.windows.slice(1, -1);
+      const left = full.length === 0 ? 'n/a' : perWindow(full, (w) => r.limit - w.ours - w.others);
       rows.push(
         `| ${LABELS[run.run.contender]} | ${run.run.served.rateLimited} | ${run.other?.rateLimitedSeenByEmulator ?? 'n/a'} | ` +
-          `${used} | ${otherRange} | ${ceiling} | ${drain} | ${fixed(run.eventsPerRequest, 1)} |`,
+          `${used} | ${perWindow(run.windows, (w) => w.others)} | ${left} | ${drain} | ${steady} | ${fixed(run.eventsPerRequest, 1)} |`,
       );
     } else {
+      const ceiling = run.ceilingRatio === null ? 'n/a' : `${(run.ceilingRatio * 100).toFixed(1)} %`;
+      const earliest = run.run.contender === 'naive' ? 'n/a' : `${fixed(run.theoreticalDrainMs / 1000, 1)} s`;
       rows.push(
-        `| ${LABELS[run.run.contender]} | ${run.run.served.rateLimited} | ${used} | ${ceiling} | ${drain} | ` +
-          `${fixed(run.eventsPerRequest, 1)} |`,
+        `| ${LABELS[run.run.contender]} | ${run.run.served.rateLimited} | ${used} | ${ceiling} | ${drain} | ${steady} | ` +
+          `${earliest} | ${fixed(run.eventsPerRequest, 1)} |`,
       );
     }
   }
@@ -253,7 +253,8 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
       `Okta's 60 requests per minute for /api/v1/logs, scaled down to ${limited.limit} per ${limited.windowMs / 1000} s; ` +
         `${int(limited.events)} events; oktail with \`max_share: ${limited.maxShare}\`, \`min_remaining: ${limited.minRemaining}\`, ` +
         'alone in the org. The baseline has no budget: it may use the whole bucket and waits for the reset on a 429.',
-      'A full window is one the collector used from its start to its end. "At the allowed rate" is the time',
+      'Windows are listed from the one the collector started in to the one it finished in; a full window is',
+      'one it used from start to end. "At the allowed rate" is the time',
       'the requests take one slot (window / allowed) apart; "earliest within the budget" sends every allowed',
       'request the moment its window opens, starting where the collector started (no client can do better,',
       "and none that spreads its requests gets close). oktail spends its first window's share in what is left",
@@ -268,8 +269,10 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
       '## Shared bucket',
       '',
       `The same limit; another client of the org (its own token) spends ${shared.otherPerWindow} requests per window at a steady pace ` +
-        `while the collector backfills ${int(shared.events)} events. oktail's allowance is what the bucket holds beyond the other ` +
-        `client and \`min_remaining\`: ${shared.limit} - ${shared.otherPerWindow} - ${shared.minRemaining}.`,
+        `while the collector backfills ${int(shared.events)} events. oktail's nominal allowance is what the bucket holds beyond the other ` +
+        `client and \`min_remaining\`: ${shared.limit} - ${shared.otherPerWindow} - ${shared.minRemaining}. oktail keeps \`min_remaining\` ` +
+        'as of its own last response; requests the other client makes after that come out of the headroom, which is what it is for. ' +
+        'Windows are listed from the one the collector started in to the one it finished in.',
       '',
       ...limitedTable(shared),
       '',

@@ -190,6 +190,8 @@ interface RunOptions {
   served: Buffer[] | null;
   rateLimit?: { maxShare: number; minRemaining: number };
   timeoutMs: number;
+  /** False when the caller already reset the emulator (to start another client first). */
+  reset?: boolean;
 }
 
 async function runContender(
@@ -198,7 +200,7 @@ async function runContender(
   workDir: string,
   options: RunOptions,
 ): Promise<{ result: RunResult; requests: LoggedRequest[] }> {
-  await emu.reset();
+  if (options.reset !== false) await emu.reset();
   const dir = join(workDir, `${contender.name}-${options.round}`);
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
@@ -611,8 +613,8 @@ async function sharedBucket(env: Env): Promise<LimitedResult> {
         served: null,
         rateLimit: { maxShare: SHARE, minRemaining: MIN_REMAINING },
         timeoutMs: 300_000,
+        reset: false,
       };
-      // runContender resets the emulator's statistics, not the other client: its counts come from itself.
       const { result, requests } = await runContender(emu, CONTENDERS[name], env.workDir, options);
       other.child.kill('SIGTERM');
       const otherReport = JSON.parse((await other.output).trim() || '{}') as OtherClientReport;
