@@ -189,19 +189,24 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
 
   it('backs off before the bucket runs dry when another client drains it, leaving min_remaining', async () => {
     org = await startOrg({ rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } });
-    addBacklog(org, 7);
+    // Enough for a first window, one full window (8 for us: 20 - 10 theirs - 2) and a last one.
+    addBacklog(org, 22);
     const emulator = org.emulator;
-    // Another integration takes 13 of the 20 requests as each window opens.
-    const other = 13;
+    // Another integration spends half the bucket at a steady pace: one request every 500 ms, placed
+    // mid-slot so that none falls on a window boundary. Its requests are counted per window.
+    const slotMs = WINDOW_MS / (LIMIT / 2);
+    const theirs = new Map<number, number>();
     let timer: NodeJS.Timeout | undefined;
-    const drainEachWindow = () => {
-      emulator.consume(other);
-      timer = setTimeout(drainEachWindow, WINDOW_MS - (emulator.now() % WINDOW_MS) + 5);
+    const spend = () => {
+      emulator.consume(1);
+      const w = Math.floor(emulator.now() / WINDOW_MS);
+      theirs.set(w, (theirs.get(w) ?? 0) + 1);
+      timer = setTimeout(spend, slotMs - ((emulator.now() - slotMs / 2) % slotMs));
     };
-    drainEachWindow();
+    timer = setTimeout(spend, slotMs - ((emulator.now() - slotMs / 2) % slotMs));
     let run: RunResult;
     try {
-      run = await collectOnce(org, { maxShare: SHARE, minRemaining: 4 });
+      run = await collectOnce(org, { maxShare: SHARE, minRemaining: 2 });
     } finally {
       clearTimeout(timer);
     }
@@ -209,10 +214,19 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
     expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
     expect(compareDelivery(await readLines(run.out), emulator.allEvents())).toBeNull();
     expect(emulator.stats().rateLimited).toBe(0);
-    // It stopped with 4 left every time, though its own share (10) was far from used.
-    expect(Math.min(...run.recorder.observed.map((o) => o.remaining))).toBe(4);
     expect(run.recorder.waits.some((w) => w.reason === 'bucket-low')).toBe(true);
-    expect(Math.max(...windowsSeen(run.recorder.observed))).toBeLessThanOrEqual(LIMIT - other - 4 + 1);
+    // In every window after the first (where it has not yet seen what the other client spends), the
+    // bucket ends with at least min_remaining left: oktail kept room for the other client's requests
+    // still to come, not only for the headroom.
+    const ours = new Map<number, number>();
+    for (const r of emulator.requests) {
+      const w = Math.floor(r.at / WINDOW_MS);
+      if (r.status === 200) ours.set(w, (ours.get(w) ?? 0) + 1);
+    }
+    const windows = [...ours.keys()].sort((a, b) => a - b).slice(1, -1);
+    expect(windows.length).toBeGreaterThanOrEqual(1);
+    const left = windows.map((w) => LIMIT - ours.get(w)! - (theirs.get(w) ?? 0));
+    expect(Math.min(...left), String(left)).toBeGreaterThanOrEqual(2);
   });
 
   it('retries a concurrency 429 (X-Rate-Limit-Limit: 0) after a short pause, not a window', async () => {

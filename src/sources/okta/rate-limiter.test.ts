@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimiter } from './rate-limiter.js';
-import { readRateLimit } from './rate-limit-headers.js';
+import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
 
 function limiterAt(clock: { t: number }, maxShare = 0.5, minRemaining = 2) {
   return new RateLimiter({ maxShare, minRemaining, now: () => clock.t, random: () => 0 });
@@ -48,6 +48,42 @@ describe('RateLimiter', () => {
     expect(limiter.nextWait().ms).toBe(0);
     limiter.observe({ limit: 60, remaining: 59, resetInMs: 60_000, resetEpochSecs: 1061 }, clock.t);
     expect(limiter.nextWait().reason).not.toBe('share-used');
+  });
+
+  /** One request through the limiter, answered at once with `info`. */
+  async function send(limiter: RateLimiter, clock: { t: number }, info: RateLimitInfo) {
+    const done = await limiter.acquire(new AbortController().signal);
+    done(info, clock.t);
+  }
+
+  it('keeps room for what other clients will spend in the rest of the window, not only min_remaining', async () => {
+    const clock = { t: 1_000_000 };
+    const limiter = limiterAt(clock);
+    // Last window: 15 requests of theirs in the 5 s between our two, 30 a window at that pace.
+    await send(limiter, clock, { limit: 60, remaining: 59, resetInMs: 10_000, resetEpochSecs: 1010 });
+    clock.t += 5_000;
+    await send(limiter, clock, { limit: 60, remaining: 43, resetInMs: 5_000, resetEpochSecs: 1010 });
+    clock.t += 5_000;
+    await send(limiter, clock, { limit: 60, remaining: 59, resetInMs: 10_000, resetEpochSecs: 1020 });
+    // They are expected to spend 30 again: 59 - 2 - 30 = 27 for us in 28 slots, not our whole share.
+    expect(limiter.nextWait()).toMatchObject({ reason: 'spread' });
+    expect(limiter.nextWait().ms).toBeCloseTo(10_000 / 28, 0);
+    // Halfway through, at the same pace (15 theirs, 1 more ours): 43 - 2 - 15 = 26 over the 5 s left.
+    clock.t += 5_000;
+    await send(limiter, clock, { limit: 60, remaining: 43, resetInMs: 5_000, resetEpochSecs: 1020 });
+    expect(limiter.nextWait().ms).toBeCloseTo(5_000 / 27, 0);
+  });
+
+  it('expects nothing of other clients from a window long past', async () => {
+    const clock = { t: 1_000_000 };
+    const limiter = limiterAt(clock);
+    await send(limiter, clock, { limit: 60, remaining: 59, resetInMs: 10_000, resetEpochSecs: 1010 });
+    clock.t += 5_000;
+    await send(limiter, clock, { limit: 60, remaining: 43, resetInMs: 5_000, resetEpochSecs: 1010 });
+    clock.t += 120_000;
+    await send(limiter, clock, { limit: 60, remaining: 59, resetInMs: 10_000, resetEpochSecs: 1130 });
+    // Our share (30) less the one just used, in 30 slots.
+    expect(limiter.nextWait().ms).toBeCloseTo(10_000 / 30, 0);
   });
 
   it('ignores the concurrency 429 marker (limit 0) for window accounting', () => {

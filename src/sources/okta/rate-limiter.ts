@@ -18,6 +18,8 @@ export interface RateLimiterOptions {
  * much: Okta notes that `X-Rate-Limit-Reset` and `Date` may disagree by a fraction of a second.
  */
 const RESET_MARGIN_MS = 100;
+/** Shortest stretch of our own responses over which other clients' pace is measured. */
+const MIN_RATE_SPAN_MS = 1000;
 /**
  * How fast the estimate gives up certainty, in ms per ms: clocks drift and get corrected, so an old
  * response vouches for a little less as time goes on. Fresh responses keep the estimate sharp.
@@ -70,8 +72,9 @@ export interface Wait {
 /**
  * Paces one org's requests. The bucket is shared with every other client of the org, so the budget is
  * the smaller of "our share of the limit not yet used in this window" and "what the bucket holds beyond
- * the headroom we leave to others". Requests are spread evenly over what is left of the window instead
- * of bursting, which is also what makes a backlog drain at exactly the allowed rate.
+ * the headroom we leave to others and what they are expected to spend before the reset". Requests are
+ * spread evenly over what is left of the window instead of bursting, which is also what makes a backlog
+ * drain at exactly the allowed rate.
  * It also serialises requests: Okta limits concurrent requests per org, and one in flight is enough.
  */
 export class RateLimiter {
@@ -83,6 +86,14 @@ export class RateLimiter {
   #windowId: number | null = null;
   #windowEndsAt = 0;
   #usedInWindow = 0;
+  /** Our first response in this window: when, what the bucket held, how many requests were ours. */
+  #spanStart = { at: 0, remaining: 0, ours: 0 };
+  #lastObservedAt = 0;
+  /** Other clients' requests, and over how long, seen between our responses of the previous window. */
+  #othersLastWindow = { requests: 0, ms: 0 };
+  #lastWindowEndedAt = -Infinity;
+  /** The longest reset wait seen: about one window. */
+  #longestResetMs = 0;
   #lastRequestAt = -Infinity;
   readonly #clock = new ServerClock();
   #queue: Promise<void> = Promise.resolve();
@@ -98,7 +109,7 @@ export class RateLimiter {
     const now = this.#now();
     if (this.#windowId === null || now >= this.#windowEndsAt) return { ms: 0, reason: 'none' };
     const share = Math.floor(this.#limit * this.#opts.maxShare) - this.#usedInWindow;
-    const headroom = this.#remaining - this.#opts.minRemaining;
+    const headroom = this.#remaining - this.#opts.minRemaining - this.#othersStillToCome(now);
     const budget = Math.min(share, headroom);
     if (budget <= 0) {
       return {
@@ -153,18 +164,54 @@ export class RateLimiter {
   observe(info: RateLimitInfo, receivedAtMs: number, sentAtMs?: number): void {
     if (info.serverDateMs !== undefined) this.#clock.observe(info.serverDateMs, sentAtMs, receivedAtMs);
     if (info.limit <= 0) return;
-    if (info.resetEpochSecs !== this.#windowId) {
+    const newWindow = info.resetEpochSecs !== this.#windowId;
+    if (newWindow) {
+      if (this.#windowId !== null) {
+        this.#othersLastWindow = this.#othersThisWindow();
+        this.#lastWindowEndedAt = this.#windowEndsAt;
+      }
       this.#windowId = info.resetEpochSecs;
       this.#usedInWindow = 0;
     }
+    this.#longestResetMs = Math.max(this.#longestResetMs, info.resetInMs);
     this.#usedInWindow++;
     this.#limit = info.limit;
     this.#remaining = info.remaining;
+    this.#lastObservedAt = receivedAtMs;
+    if (newWindow) {
+      this.#spanStart = { at: receivedAtMs, remaining: info.remaining, ours: this.#usedInWindow };
+    }
     const resetAt =
       info.serverDateMs === undefined
         ? null
         : this.#clock.localTimeOf(info.resetEpochSecs * 1000, receivedAtMs);
     this.#windowEndsAt = resetAt === null ? receivedAtMs + info.resetInMs : resetAt + RESET_MARGIN_MS;
+  }
+
+  /**
+   * Other clients' requests between our first and latest response of this window: what the bucket lost
+   * that was not ours.
+   */
+  #othersThisWindow(): { requests: number; ms: number } {
+    const lost = this.#spanStart.remaining - this.#remaining;
+    const ours = this.#usedInWindow - this.#spanStart.ours;
+    return { requests: Math.max(0, lost - ours), ms: this.#lastObservedAt - this.#spanStart.at };
+  }
+
+  /**
+   * What other clients are expected to spend in the rest of this window, at the pace they kept between
+   * our responses of this window and the one before. Without it `min_remaining` holds only until our last
+   * request of a window, and their requests after it would eat into (or past) that headroom.
+   */
+  #othersStillToCome(now: number): number {
+    const seen = this.#othersThisWindow();
+    const windowStartedAt = this.#windowEndsAt - this.#longestResetMs;
+    if (this.#lastWindowEndedAt >= windowStartedAt - 1000) {
+      seen.requests += this.#othersLastWindow.requests;
+      seen.ms += this.#othersLastWindow.ms;
+    }
+    if (seen.ms < MIN_RATE_SPAN_MS) return 0;
+    return Math.ceil((seen.requests / seen.ms) * Math.max(0, this.#windowEndsAt - now));
   }
 
   #jitter(): number {
