@@ -182,7 +182,8 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
       expect(windows.slice(1, -1), String(windows)).toEqual(windows.slice(1, -1).map(() => ALLOWED));
       return run.ms;
     }) as [number, number, number];
-    // 16 requests at 10 per window: two or three windows however the start falls, so within a window of each other.
+    // 16 requests at 10 per window: two or three windows however the start falls, so within a window
+    // of each other.
     expect(Math.abs(ahead - straight)).toBeLessThan(WINDOW_MS);
     expect(Math.abs(behind - straight)).toBeLessThan(WINDOW_MS);
   });
