@@ -274,7 +274,8 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
       `The same limit; another client of the org (its own token) spends ${shared.otherPerWindow} requests per window at a steady pace ` +
         `while the collector backfills ${int(shared.events)} events. oktail's nominal allowance is what the bucket holds beyond the other ` +
         `client and \`min_remaining\`: ${shared.limit} - ${shared.otherPerWindow} - ${shared.minRemaining}. oktail keeps \`min_remaining\` ` +
-        'as of its own last response; requests the other client makes after that come out of the headroom, which is what it is for. ' +
+        "and room for what the other client is expected to spend before the reset, at the pace it kept between oktail's " +
+        'responses (the first window is the exception: nothing of that pace is known yet). ' +
         'Windows are listed from the one the collector started in to the one it finished in.',
       '',
       ...limitedTable(shared),
@@ -293,7 +294,10 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
       '',
     );
   }
-  await writeFile(path, out.join('\n'));
+  // Formatted as `npm run lint` expects, so the generated file never fails the check.
+  const prettier = await import('prettier');
+  const options = (await prettier.resolveConfig(path)) ?? {};
+  await writeFile(path, await prettier.format(out.join('\n'), { ...options, filepath: path }));
 }
 
 export type { LimitedRun };
