@@ -151,7 +151,7 @@ async function backfillAlone(skewMs: number, pages: number) {
 
 describe('rate limiting against the emulator (limit 20 per 5 s window, max_share 0.5)', () => {
   it('drains a backlog at its whole share, spread over each window, with zero 429s when alone', async () => {
-    const { run, delivered, gaps, stats } = await backfillAlone(0, 26);
+    const { run, delivered, gaps, stats } = await backfillAlone(0, 22);
 
     expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
     expect(delivered).toBeNull();
@@ -191,7 +191,7 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
   it('backs off before the bucket runs dry when another client drains it, leaving min_remaining', async () => {
     org = await startOrg({ rateLimit: { limit: LIMIT, windowMs: WINDOW_MS } });
     // Enough for a first window, one full window (8 for us: 20 - 10 theirs - 2) and a last one.
-    addBacklog(org, 22);
+    addBacklog(org, 20);
     const emulator = org.emulator;
     // Another integration spends half the bucket at a steady pace: one request every 500 ms, placed
     // mid-slot so that none falls on a window boundary. Its requests are counted per window.
