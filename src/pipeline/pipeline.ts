@@ -2,7 +2,6 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Checkpoint, CheckpointStore } from '../core/checkpoint.js';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../core/errors.js';
-import type { JsonObject } from '../core/json.js';
 import type { Sink } from '../core/sink.js';
 import type { OktaSource, SourcePage } from '../sources/okta/source.js';
 import { sleep } from '../sources/okta/rate-limiter.js';
@@ -50,7 +49,6 @@ export class Pipeline {
   #checkpoint: Checkpoint | null = null;
   #lock: Promise<void> = Promise.resolve();
   readonly #sinksBySource = new Map<string, Sink[]>();
-  readonly #running = new Set<string>();
   /**
    * Set when a page reached some sinks but was not committed. From then on no commit may happen: it
    * would record those sinks' positions past an uncommitted page (a duplicate after restart). Restart
@@ -67,11 +65,6 @@ export class Pipeline {
         options.sinks.filter((s) => s.inputs.includes(src.name)),
       );
     }
-  }
-
-  /** Sources still polling (not halted, not stopped). */
-  get runningSources(): ReadonlySet<string> {
-    return this.#running;
   }
 
   /**
@@ -130,52 +123,47 @@ export class Pipeline {
 
   async #runSource(src: PipelineSource, signal: AbortSignal): Promise<SourceOutcome> {
     const { telemetry, once } = this.#o;
-    this.#running.add(src.name);
-    try {
-      while (!signal.aborted) {
-        const started = performance.now();
-        let pages = 0;
-        let events = 0;
-        let newest: string | null = null;
-        try {
-          const state = this.#checkpoint!.sources[src.name]!.state;
-          for await (const page of src.source.cycle(state, signal)) {
-            await this.#deliver(src, page, signal);
-            pages++;
-            events += page.batch.events;
-            newest = page.newestPublished ?? newest;
-          }
-          telemetry.cycleFinished({
-            source: src.name,
-            pages,
-            events,
-            ms: Math.round(performance.now() - started),
-            newestPublished: newest,
-          });
-        } catch (err) {
-          if (signal.aborted) break;
-          const error = isOktailError(err)
-            ? err
-            : new OktailError('INTERNAL', `Unexpected failure: ${errorMessage(err)}`, false, { cause: err });
-          if (error.code === 'SCRIPT_ERROR' && error.retryable) {
-            telemetry.scriptError({ source: src.name, error: error.message });
-            if (once) return { source: src.name, status: 'failed', error };
-          } else {
-            telemetry.sourceHalted({ source: src.name, code: error.code, error: error.message });
-            return { source: src.name, status: 'halted', error };
-          }
+    while (!signal.aborted) {
+      const started = performance.now();
+      let pages = 0;
+      let events = 0;
+      let newest: string | null = null;
+      try {
+        const state = this.#checkpoint!.sources[src.name]!.state;
+        for await (const page of src.source.cycle(state, signal)) {
+          await this.#deliver(src, page, signal);
+          pages++;
+          events += page.batch.events;
+          newest = page.newestPublished ?? newest;
         }
-        if (once) return { source: src.name, status: 'completed' };
-        try {
-          await sleep(src.intervalMs, signal);
-        } catch {
-          break;
+        telemetry.cycleFinished({
+          source: src.name,
+          pages,
+          events,
+          ms: Math.round(performance.now() - started),
+          newestPublished: newest,
+        });
+      } catch (err) {
+        if (signal.aborted) break;
+        const error = isOktailError(err)
+          ? err
+          : new OktailError('INTERNAL', `Unexpected failure: ${errorMessage(err)}`, false, { cause: err });
+        if (error.code === 'SCRIPT_ERROR' && error.retryable) {
+          telemetry.scriptError({ source: src.name, error: error.message });
+          if (once) return { source: src.name, status: 'failed', error };
+        } else {
+          telemetry.sourceHalted({ source: src.name, code: error.code, error: error.message });
+          return { source: src.name, status: 'halted', error };
         }
       }
-      return { source: src.name, status: 'stopped' };
-    } finally {
-      this.#running.delete(src.name);
+      if (once) return { source: src.name, status: 'completed' };
+      try {
+        await sleep(src.intervalMs, signal);
+      } catch {
+        break;
+      }
     }
+    return { source: src.name, status: 'stopped' };
   }
 
   /** Writes a page to every sink of its source, then commits. Serialised across sources. */
@@ -276,10 +264,5 @@ export class Pipeline {
         await sleep(Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)), signal);
       }
     }
-  }
-
-  /** The states last committed, for inspection. */
-  committedState(source: string): JsonObject | undefined {
-    return this.#checkpoint?.sources[source]?.state;
   }
 }

@@ -1,6 +1,6 @@
 import type { CollectionLogic, EventRef, PageMeta } from '../../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../../core/errors.js';
-import type { JsonObject } from '../../core/json.js';
+import type { JsonObject, JsonValue } from '../../core/json.js';
 import type { Batch } from '../../core/sink.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
 import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './client.js';
@@ -43,7 +43,7 @@ export class OktaSource {
   readonly name: string;
   readonly #o: OktaSourceOptions;
   readonly #random: () => number;
-  readonly #tags: Record<string, import('../../core/json.js').JsonValue>;
+  readonly #tags: Record<string, JsonValue>;
 
   constructor(options: OktaSourceOptions) {
     this.name = options.name;
