@@ -290,7 +290,7 @@ export class HecEmulator {
     const acks: Record<string, boolean> = {};
     for (const id of ids as number[]) {
       const indexed = channel?.acks.get(id) === true;
-      if (indexed) channel!.acks.delete(id);
+      if (indexed) channel.acks.delete(id);
       acks[String(id)] = indexed;
     }
     this.#reply(res, 200, { acks });
