@@ -30,6 +30,7 @@ export class ElasticsearchDriver implements SinkDriver {
   readonly #options: ElasticsearchDriverOptions;
   readonly #agent: Agent;
   #next = 0;
+  #closed = false;
 
   constructor(options: ElasticsearchDriverOptions) {
     if (options.endpoints.length === 0) throw new Error('at least one endpoint');
@@ -88,6 +89,8 @@ export class ElasticsearchDriver implements SinkDriver {
   }
 
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     await this.#agent.close();
   }
 }

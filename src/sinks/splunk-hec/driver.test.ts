@@ -139,7 +139,7 @@ describe('HEC driver', () => {
   });
 
   it('names the event HEC refused and what to fix', async () => {
-    const { hec, driver } = await setup(
+    const { driver } = await setup(
       { indexes: ['main'] },
       { fields: { source: null, sourcetype: 's', index: 'okta' } },
     );
