@@ -22,7 +22,11 @@ secrets.add(HEC_TOKEN);
 secrets.add(ES_PASSWORD);
 
 async function writeSinkConfig(org: TestOrg, esOrigin: string, hecOrigin: string): Promise<string> {
-  const retry = ['    request:', '      retry_initial_backoff_secs: 0.02', '      retry_max_duration_secs: 1'];
+  const retry = [
+    '    request:',
+    '      retry_initial_backoff_secs: 0.02',
+    '      retry_max_duration_secs: 1',
+  ];
   const tls = ['    tls:', `      ca_file: ${JSON.stringify(org.files.caFile)}`];
   const lines = [
     `data_dir: ${JSON.stringify(join(org.dir, 'data'))}`,
@@ -45,7 +49,7 @@ async function writeSinkConfig(org: TestOrg, esOrigin: string, hecOrigin: string
     `    endpoints: [${JSON.stringify(esOrigin)}]`,
     '    index: okta-%Y.%m.%d',
     '    auth: { strategy: basic, user: elastic, password: "${ES_PASSWORD}" }',
-    '    batch: { max_events: 400 }',
+    '    batch: { max_events: 400, timeout_secs: 0 }',
     ...retry,
     ...tls,
     '  splunk:',
@@ -55,7 +59,7 @@ async function writeSinkConfig(org: TestOrg, esOrigin: string, hecOrigin: string
     '    token: ${HEC_TOKEN}',
     '    ack_poll_interval_ms: 20',
     '    ack_timeout_secs: 3',
-    '    batch: { max_events: 400 }',
+    '    batch: { max_events: 400, timeout_secs: 0 }',
     ...retry,
     ...tls,
   ];
@@ -86,16 +90,20 @@ describe('crash recovery with network sinks', () => {
     org = await startOrg({ latencyMs: 5 });
     org.emulator.appendEvents(24_000, { publishedStart: Date.now() - HOUR, seed: 31, outOfOrder: 0.05 });
     es = new EsEmulator({ tls: org.pki.server, users: [{ user: 'elastic', password: ES_PASSWORD }] });
-    hec = new HecEmulator({ tls: org.pki.server, tokens: [{ value: HEC_TOKEN, ack: true }], indexDelayMs: 15 });
+    hec = new HecEmulator({
+      tls: org.pki.server,
+      tokens: [{ value: HEC_TOKEN, ack: true }],
+      indexDelayMs: 15,
+    });
     const file = await writeSinkConfig(org, await es.start(), await hec.start());
     // The destinations fail now and then, from fixed seeds: overload, lost connections, and HEC restarts
     // that forget batches it accepted but had not indexed.
     es.randomFaults({
-      probability: 0.08,
+      probability: 0.15,
       seed: 5,
       kinds: ['request-429', 'request-503', 'item-429', 'reset-after-apply'],
     });
-    hec.randomFaults({ probability: 0.08, seed: 6, kinds: ['busy', 'reset', 'restart-after-accept'] });
+    hec.randomFaults({ probability: 0.15, seed: 6, kinds: ['busy', 'reset', 'restart-after-accept'] });
     const env = { OKTA_API_TOKEN: org.token, HEC_TOKEN, ES_PASSWORD };
 
     const ROUNDS = 8;
