@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createRandom, type Random } from '../../src/emulator/random.js';
-import { JsonScanError, objectMembers, skipWhitespace, valueEnd } from './json-scan.js';
 
 /*
  * An emulator of the part of Elasticsearch (and OpenSearch) a log shipper uses: `GET /` and `POST /_bulk`,
@@ -457,17 +456,13 @@ function unauthorized(reason: string): EsReply {
 
 /** Why a source line is not one JSON object, or null. */
 function sourceProblem(source: string): string | null {
+  let parsed: unknown;
   try {
-    const start = skipWhitespace(source, 0);
-    if (source[start] !== '{') return 'failed to parse: the source is not a JSON object';
-    const { end } = objectMembers(source, start);
-    if (skipWhitespace(source, end) !== source.length) {
-      valueEnd(source, skipWhitespace(source, end));
-      return 'failed to parse: trailing content after the document';
-    }
-    return null;
+    parsed = JSON.parse(source);
   } catch (err) {
-    if (err instanceof JsonScanError) return `failed to parse: ${err.message}`;
-    throw err;
+    return `failed to parse: ${(err as Error).message}`;
   }
+  return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
+    ? null
+    : 'failed to parse: the source is not a JSON object';
 }

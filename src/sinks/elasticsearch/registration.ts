@@ -51,7 +51,9 @@ export const ElasticsearchSinkSchema = z
       })
       .describe("Index name; %Y, %m, %d, %H, %j, %G, %V are taken from each event's published time (UTC)."),
     auth: AuthSchema.optional(),
-    batch: batchSchema({ max_events: 1000, max_bytes: 10_000_000, timeout_secs: 1 }).prefault({}),
+    // No wait for more events by default: the pipeline hands over a page and waits for its answer, so a
+    // page's last, partial request would otherwise always wait the whole batch timeout.
+    batch: batchSchema({ max_events: 1000, max_bytes: 10_000_000, timeout_secs: 0 }).prefault({}),
     request: requestSchema({ timeout_secs: 60, concurrency: 2 }).prefault({}),
     tls: SinkTlsSchema.optional(),
   })

@@ -70,7 +70,9 @@ export const SplunkHecSinkSchema = z
     ack_poll_interval_ms: intBetween(10, 60_000)
       .default(1000)
       .describe('Pause between two polls of /services/collector/ack.'),
-    batch: batchSchema({ max_events: 1000, max_bytes: 1_000_000, timeout_secs: 1 }).prefault({}),
+    // No wait for more events by default: the pipeline hands over a page and waits for its answer, so a
+    // page's last, partial request would otherwise always wait the whole batch timeout.
+    batch: batchSchema({ max_events: 1000, max_bytes: 1_000_000, timeout_secs: 0 }).prefault({}),
     request: requestSchema({ timeout_secs: 60, concurrency: 2 }).prefault({}),
     tls: SinkTlsSchema.optional(),
   })
