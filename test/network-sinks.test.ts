@@ -66,19 +66,27 @@ async function setup(events: number, token: Partial<HecToken> = {}) {
 }
 
 describe('splunk_hec and elasticsearch sinks in the collector', () => {
-  // `validate --print` redacts by the schema's secret marks once the config loader reads them; until
-  // then it would print the HEC token and the Elasticsearch password.
-  it.todo('validate --print hides the HEC token and the Elasticsearch password');
+  it('validate --print hides the HEC token and the Elasticsearch password', async () => {
+    const { file, env } = await setup(1);
+    const printed = await runCli(['validate', '--print', '-c', file], { env });
+    expect(printed.code, printed.stderr).toBe(0);
+    expect(printed.stdout).toContain('splunk_hec');
+    expect(printed.stdout).toContain('[redacted]');
+  });
 
   it('delivers every event to both, byte for byte', async () => {
     const { file, env } = await setup(2500);
     const result = await runCli(['run', '--once', '-c', file], { env });
     expect(result.code, result.stderr).toBe(0);
-    const served = org!.emulator.allEvents();
+    // Requests run concurrently (request.concurrency 2), so compare in uuid order: each event exactly once.
+    const served = [...org!.emulator.allEvents()].sort((a, b) => a.uuid.localeCompare(b.uuid));
     const expected = served.map((e) => taggedBytes(e).toString('utf8'));
-    expect(es!.documents().map((d) => d.source)).toEqual(expected);
-    expect(es!.documents().map((d) => d.id)).toEqual(served.map((e) => e.uuid));
-    expect(hec!.events().map((e) => e.event)).toEqual(expected);
+    const docs = [...es!.documents()].sort((a, b) => a.id.localeCompare(b.id));
+    expect(docs.map((d) => d.id)).toEqual(served.map((e) => e.uuid));
+    expect(docs.map((d) => d.source)).toEqual(expected);
+    const uuidOf = (text: string) => (JSON.parse(text) as { uuid: string }).uuid;
+    const indexed = hec!.events().map((e) => e.event);
+    expect(indexed.sort((a, b) => uuidOf(a).localeCompare(uuidOf(b)))).toEqual(expected);
     expect(hec!.events()[0]).toMatchObject({ index: 'okta', sourcetype: 'OktaIM2:log', host: org!.domain });
   });
 
