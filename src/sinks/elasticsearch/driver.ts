@@ -2,7 +2,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
 import { OktailError } from '../../core/errors.js';
 import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
-import { describeTransportError } from '../splunk-hec/driver.js';
+import { describeTransportError, retryAfterMs } from '../shared/http-answers.js';
 import { buildBulkBody, classifyBulkResponse, type BulkOutcome, type IndexTemplate } from './framing.js';
 
 export interface ElasticsearchDriverOptions {
@@ -119,13 +119,4 @@ function toSendOutcome(outcome: BulkOutcome, endpoint: URL): SendOutcome {
 
 function error(message: string, retryable: boolean, cause?: unknown): OktailError {
   return new OktailError('SINK_WRITE_FAILED', message, retryable, cause === undefined ? {} : { cause });
-}
-
-/** Retry-After in seconds or as an HTTP date, in ms; undefined when absent or unreadable. */
-export function retryAfterMs(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined) return undefined;
-  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
-  const at = Date.parse(text);
-  return Number.isFinite(at) ? Math.max(0, at - Date.now()) : undefined;
 }

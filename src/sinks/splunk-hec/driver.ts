@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
-import { OktailError, errorMessage } from '../../core/errors.js';
+import { OktailError } from '../../core/errors.js';
+import { describeTransportError, retryAfterMs } from '../shared/http-answers.js';
 import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
 import { buildEventBody, classifyHecResponse, parseAckReply, type HecEnvelopeFields } from './framing.js';
 
@@ -64,13 +65,14 @@ export class HecDriver implements SinkDriver {
     const body = buildEventBody(items, this.#options.fields);
     let status: number;
     let text: string;
+    let retryAfter: string | string[] | undefined;
     try {
       await this.#gate.enterPost(signal);
     } catch (err) {
       return this.#transportFailure(err, signal, 'send events to');
     }
     try {
-      ({ status, text } = await this.#post(this.#eventUrl, body, signal));
+      ({ status, text, retryAfter } = await this.#post(this.#eventUrl, body, signal));
     } catch (err) {
       return this.#transportFailure(err, signal, 'send events to');
     } finally {
@@ -78,8 +80,16 @@ export class HecDriver implements SinkDriver {
     }
     const verdict = classifyHecResponse(status, text);
     switch (verdict.kind) {
-      case 'retry':
-        return { kind: 'retry', reason: verdict.reason, error: this.#error(verdict.message, true) };
+      case 'retry': {
+        const outcome: SendOutcome = {
+          kind: 'retry',
+          reason: verdict.reason,
+          error: this.#error(verdict.message, true),
+        };
+        const waitMs = retryAfterMs(retryAfter);
+        if (waitMs !== undefined) outcome.retryAfterMs = waitMs;
+        return outcome;
+      }
       case 'split':
         return { kind: 'split', error: this.#error(verdict.message, true) };
       case 'permanent': {
@@ -234,7 +244,11 @@ export class HecDriver implements SinkDriver {
     }
   }
 
-  async #post(url: string, body: Buffer, signal: AbortSignal): Promise<{ status: number; text: string }> {
+  async #post(
+    url: string,
+    body: Buffer,
+    signal: AbortSignal,
+  ): Promise<{ status: number; text: string; retryAfter: string | string[] | undefined }> {
     const timeout = AbortSignal.timeout(this.#options.requestTimeoutMs);
     const response = await request(url, {
       method: 'POST',
@@ -249,7 +263,7 @@ export class HecDriver implements SinkDriver {
       body,
     });
     const text = await response.body.text();
-    return { status: response.statusCode, text };
+    return { status: response.statusCode, text, retryAfter: response.headers['retry-after'] };
   }
 
   #transportFailure(err: unknown, signal: AbortSignal, what: string): SendOutcome {
@@ -261,14 +275,6 @@ export class HecDriver implements SinkDriver {
   #error(message: string, retryable: boolean, cause?: unknown): OktailError {
     return new OktailError('SINK_WRITE_FAILED', message, retryable, cause === undefined ? {} : { cause });
   }
-}
-
-export function describeTransportError(err: unknown): string {
-  const e = err as { code?: unknown; name?: unknown; cause?: { code?: unknown; message?: unknown } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return 'the request timed out or was aborted';
-  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : '';
-  const message = errorMessage(err);
-  return code && !message.includes(code) ? `${code} ${message}` : message;
 }
 
 /**
