@@ -245,7 +245,7 @@ describe('Pipeline', () => {
     // The fast source commits all its pages while the slow one waits for its destination.
     for (let i = 0; i < 500; i++) {
       const cp = await store.load();
-      if ((cp.sources.fast?.state)?.next === 'cursor-12') break;
+      if (cp.sources.fast?.state?.next === 'cursor-12') break;
       await new Promise((r) => setTimeout(r, 10));
     }
     const before = await store.load();
