@@ -5,7 +5,13 @@ import { parseConfig } from '../src/config/load.js';
 import { configJsonSchema } from '../src/config/schema.js';
 import { runCli } from './support/harness.js';
 
-const env = { OKTA_API_TOKEN: '00exampleToken', OKTA_CLIENT_KEY_PASS: 'example-pass' };
+const env = {
+  OKTA_API_TOKEN: '00exampleToken',
+  OKTA_CLIENT_KEY_PASS: 'example-pass',
+  HEC_TOKEN: 'example-hec-token',
+  ES_PASSWORD: 'example-es-password',
+  ES_API_KEY: 'ZXhhbXBsZTprZXk=',
+};
 
 type Schema = {
   properties?: Record<string, Schema>;
@@ -61,7 +67,7 @@ describe('oktail config example', () => {
   it('is still valid with every commented-out setting switched on', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
-    expect(Object.keys(config.sinks)).toEqual(['events', 'console']);
+    expect(Object.keys(config.sinks)).toEqual(['events', 'console', 'splunk', 'elastic', 'opensearch']);
   });
 
   it('mentions every key of the schema, so it cannot drift from it', () => {
