@@ -79,6 +79,8 @@ export class EsEmulator {
   #random: { probability: number; kinds: EsFault[]; random: Random } | null = null;
   #itemRandom: Random = createRandom(1);
   #rejectDocument: ((doc: EsDocument) => string | null) | null = null;
+  /** While true every bulk request gets 503, as a cluster that lost its master answers. */
+  unavailable = false;
   readonly stats: EsStats = {
     requests: 0,
     bulkRequests: 0,
@@ -194,7 +196,7 @@ export class EsEmulator {
         });
       }
       this.stats.bulkRequests++;
-      const fault = this.#fault();
+      const fault = this.unavailable ? 'request-503' : this.#fault();
       if (fault === 'request-429') {
         this.stats.requestFaults++;
         throw new EsReply(

@@ -112,6 +112,8 @@ export class HecEmulator {
   #pending = new Set<{ timer: NodeJS.Timeout; events: HecIndexedEvent[] }>();
   #indexed: HecIndexedEvent[] = [];
   #queued: HecFault[] = [];
+  /** `busy`: every event request gets 503 code 9 until set back to `ok`; `token-disabled`: 403 code 1. */
+  mode: 'ok' | 'busy' | 'token-disabled' = 'ok';
   #random: { probability: number; kinds: HecFault[]; random: Random } | null = null;
   readonly stats: HecStats = {
     requests: 0,
@@ -221,10 +223,11 @@ export class HecEmulator {
       if (!isEvent && !isAck) throw new HecReply(404, 404, 'The requested URL was not found on this server.');
       if (req.method !== 'POST') throw new HecReply(405, 405, 'Method Not Allowed');
       const token = this.#authenticate(req);
+      if (this.mode === 'token-disabled') throw TOKEN_DISABLED();
       const channelId = header(req, 'x-splunk-request-channel') ?? url.searchParams.get('channel');
       if (channelId !== null && !GUID.test(channelId)) throw INVALID_CHANNEL();
       if (isAck) return this.#ack(res, token, channelId, body);
-      const fault = this.#fault();
+      const fault = this.mode === 'busy' ? 'busy' : this.#fault();
       if (fault === 'reset') {
         this.#count('reset');
         res.destroy();
