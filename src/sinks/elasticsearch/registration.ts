@@ -17,12 +17,12 @@ import { compileIndexTemplate, indexTemplateProblem } from './framing.js';
 const AuthSchema = z
   .discriminatedUnion('strategy', [
     z.strictObject({
-      strategy: z.literal('basic'),
+      strategy: z.literal('basic').describe('HTTP Basic authentication with a user and password.'),
       user: z.string().min(1, 'must not be empty').describe('User name.'),
       password: secretString().describe('Password. A secret: write ${ES_PASSWORD}.'),
     }),
     z.strictObject({
-      strategy: z.literal('api_key'),
+      strategy: z.literal('api_key').describe('An Elasticsearch API key.'),
       api_key: secretString()
         .min(1, 'must not be empty')
         .describe('The `encoded` value of an API key (sent as `Authorization: ApiKey ...`). A secret.'),
