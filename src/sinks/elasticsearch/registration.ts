@@ -70,6 +70,28 @@ const VERSION = (
 export const elasticsearchSink: SinkRegistration<ElasticsearchSinkConfig> = {
   type: 'elasticsearch',
   schema: ElasticsearchSinkSchema,
+  guarantee: 'exactly-once',
+  example: `  # Exactly once: a _bulk create per event with _id = its uuid (docs/sinks.md).
+  # elastic:
+  #   type: elasticsearch
+  #   inputs: [okta]
+  #   endpoints: [https://es.example.com:9200]
+  #   api_version: elasticsearch   # or opensearch
+  #   index: okta-logs-%Y.%m.%d
+  #   auth:
+  #     strategy: basic
+  #     user: oktail
+  #     password: \${ES_PASSWORD}
+  # The same for OpenSearch, with an API key instead of a password.
+  # opensearch:
+  #   type: elasticsearch
+  #   inputs: [okta]
+  #   endpoints: [https://os.example.com:9200]
+  #   api_version: opensearch
+  #   auth:
+  #     strategy: api_key
+  #     api_key: \${ES_API_KEY}
+`,
   create: async (name, config, context) => {
     const auth = config.auth;
     const authorization =

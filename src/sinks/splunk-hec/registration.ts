@@ -89,6 +89,36 @@ const VERSION = (
 export const splunkHecSink: SinkRegistration<SplunkHecSinkConfig> = {
   type: 'splunk_hec',
   schema: SplunkHecSinkSchema,
+  guarantee: 'at-least-once',
+  example: `  # At least once, gated by Splunk's indexer acknowledgement (docs/sinks.md).
+  # splunk:
+  #   type: splunk_hec
+  #   inputs: [okta]
+  #   endpoint: https://splunk.example.com:8088
+  #   token: \${HEC_TOKEN}
+  #   index: okta
+  #   source: oktail
+  #   sourcetype: "OktaIM2:log"
+  #   acknowledgements: true
+  #   ack_timeout_secs: 300
+  #   ack_poll_interval_ms: 1000
+  #   batch:
+  #     max_events: 1000
+  #     max_bytes: 1000000
+  #     timeout_secs: 0
+  #   request:
+  #     timeout_secs: 60
+  #     concurrency: 2
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+  #   tls:
+  #     ca_file: ./splunk-ca.pem
+  #     crt_file: ./client.pem
+  #     key_file: ./client.key
+  #     key_pass: \${HEC_CLIENT_KEY_PASS}
+  #     verify_certificate: true
+  #     verify_hostname: true
+`,
   create: async (name, config, context) => {
     const settings = networkSinkSettings(config.batch, config.request);
     const requestTimeoutMs = settings.request.timeoutMs;
