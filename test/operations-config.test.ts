@@ -11,6 +11,10 @@ const env = {
   HTTP_TOKEN: 'example-http-token',
   HTTP_CLIENT_KEY_PASS: 'example-http-pass',
   HTTP_PASSWORD: 'example-http-password',
+  HEC_TOKEN: 'example-hec-token',
+  HEC_CLIENT_KEY_PASS: 'example-hec-pass',
+  ES_PASSWORD: 'example-es-password',
+  ES_API_KEY: 'ZXhhbXBsZTprZXk=',
 };
 
 type Schema = {
@@ -68,7 +72,7 @@ describe('oktail config example', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
     expect(Object.keys(config.sinks)).toEqual(
-      expect.arrayContaining(['events', 'console', 'siem', 'siem_basic']),
+      expect.arrayContaining(['events', 'console', 'siem', 'siem_basic', 'splunk', 'elastic', 'opensearch']),
     );
   });
 

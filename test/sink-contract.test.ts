@@ -10,8 +10,10 @@ import {
   type TestOrg,
 } from './support/harness.js';
 import {
+  elasticsearchEntry,
   fileEntry,
   httpEntry,
+  splunkHecEntry,
   stdoutEntry,
   type ContractDestination,
   type ContractEntry,
@@ -21,7 +23,7 @@ import {
  * The contract every sink keeps, run through the real CLI against the Okta emulator. A sink joins with
  * one entry in this table (see test/support/sink-contract.ts).
  */
-const ENTRIES: ContractEntry[] = [fileEntry, stdoutEntry, httpEntry];
+const ENTRIES: ContractEntry[] = [fileEntry, stdoutEntry, httpEntry, splunkHecEntry, elasticsearchEntry];
 
 const HOUR = 3600_000;
 const EVENTS = 2500;

@@ -1,5 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EsEmulator } from './es-emulator.js';
+import { HecEmulator } from './hec-emulator.js';
 import { HttpIngest } from './http-ingest.js';
 import { readLines, secrets, type TestOrg } from './harness.js';
 
@@ -99,6 +101,95 @@ export const httpEntry: ContractEntry = {
         return Promise.resolve();
       },
       stop: () => ingest.stop(),
+    };
+  },
+};
+
+/** Sink lines shared by the network sinks' entries: fast retries, the test CA. */
+async function networkLines(org: TestOrg, name: string): Promise<string[]> {
+  const ca = join(org.dir, `${name}-ca.pem`);
+  await writeFile(ca, org.pki.caCert);
+  return [
+    '    request: { timeout_secs: 5, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
+    `    tls: { ca_file: ${JSON.stringify(ca)} }`,
+  ];
+}
+
+export const splunkHecEntry: ContractEntry = {
+  type: 'splunk_hec',
+  guarantee: 'at-least-once',
+  start: async (org) => {
+    const token = `hec-${Math.random().toString(36).slice(2)}-token`;
+    secrets.add(token);
+    const hec = new HecEmulator({
+      tls: org.pki.server,
+      tokens: [{ value: token, ack: true }],
+      indexDelayMs: 5,
+    });
+    const url = await hec.start();
+    return {
+      sinkLines: [
+        '  dest:',
+        '    type: splunk_hec',
+        '    inputs: [okta]',
+        `    endpoint: ${JSON.stringify(url)}`,
+        '    token: ${HEC_TOKEN}',
+        '    ack_poll_interval_ms: 20',
+        ...(await networkLines(org, 'hec')),
+      ],
+      env: { HEC_TOKEN: token },
+      read: () =>
+        Promise.resolve(hec.events().map((e) => String((JSON.parse(e.event) as { uuid: unknown }).uuid))),
+      down: () => {
+        hec.mode = 'busy';
+        return Promise.resolve();
+      },
+      up: () => {
+        hec.mode = 'ok';
+        return Promise.resolve();
+      },
+      permanentError: () => {
+        hec.mode = 'token-disabled';
+        return Promise.resolve();
+      },
+      stop: () => hec.stop(),
+    };
+  },
+};
+
+export const elasticsearchEntry: ContractEntry = {
+  type: 'elasticsearch',
+  guarantee: 'exactly-once',
+  start: async (org) => {
+    const password = `es-${Math.random().toString(36).slice(2)}-password`;
+    secrets.add(password);
+    const es = new EsEmulator({ tls: org.pki.server, users: [{ user: 'oktail', password }] });
+    const url = await es.start();
+    return {
+      sinkLines: [
+        '  dest:',
+        '    type: elasticsearch',
+        '    inputs: [okta]',
+        `    endpoints: [${JSON.stringify(url)}]`,
+        '    auth: { strategy: basic, user: oktail, password: "${ES_PASSWORD}" }',
+        ...(await networkLines(org, 'es')),
+      ],
+      env: { ES_PASSWORD: password },
+      read: () => Promise.resolve(es.documents().map((d) => d.id)),
+      down: () => {
+        es.unavailable = true;
+        return Promise.resolve();
+      },
+      up: () => {
+        es.unavailable = false;
+        es.rejectDocuments(null);
+        return Promise.resolve();
+      },
+      permanentError: () => {
+        es.rejectDocuments(() => 'failed to parse field [published] of type [long]');
+        return Promise.resolve();
+      },
+      stop: () => es.stop(),
     };
   },
 };
