@@ -1,7 +1,8 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { loadConfig } from '../config/load.js';
 import { parseAddress, type Config, type LogFormat, type LogLevel } from '../config/schema.js';
-import { VERSION, buildPipeline } from '../pipeline/build.js';
+import { VERSION } from '../core/version.js';
+import { buildPipeline } from '../pipeline/build.js';
 import { DataDirLock } from '../pipeline/lock.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
 import { ApiServer } from '../telemetry/http-server.js';

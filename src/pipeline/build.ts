@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import type { Config, OktaSourceConfig, SinkConfig } from '../config/schema.js';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 import type { Sink } from '../core/sink.js';
 import { FileSink } from '../sinks/file/file-sink.js';
 import { StdoutSink } from '../sinks/stdout/stdout-sink.js';
@@ -15,9 +15,7 @@ import type { TelemetrySink } from '../telemetry/telemetry.js';
 import { FileCheckpointStore } from './checkpoint-file.js';
 import { Pipeline, type PipelineSource } from './pipeline.js';
 
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export { VERSION } from '../core/version.js';
 
 export interface BuildOptions {
   log: Logger;

@@ -33,13 +33,6 @@ export interface FetchedPage {
   ms: number;
 }
 
-/** Narrow seam so the source can be driven by the real client or a test double. */
-export interface PageFetcher {
-  readonly origin: string;
-  fetch(url: URL, signal: AbortSignal): Promise<FetchedPage>;
-  close(): Promise<void>;
-}
-
 const MAX_ERROR_BODY = 64 * 1024;
 
 /**
@@ -47,7 +40,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  * never puts it in an error. Every non-200 answer becomes an OktailError classified per the product's
  * error table, so callers decide only "retry" or "halt".
  */
-export class OktaHttpClient implements PageFetcher {
+export class OktaHttpClient {
   readonly origin: string;
   readonly #dispatcher: Dispatcher;
   readonly #authHeader: string;
