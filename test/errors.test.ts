@@ -1,25 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Fault } from '../src/emulator/emulator.js';
 import {
+  HOUR,
+  ago,
   compareDelivery,
   readLines,
   readState,
   runCli,
-  startOrg,
+  useOrg,
   writeConfig,
   type TestOrg,
 } from './support/harness.js';
 
 let org: TestOrg | undefined;
 let foreign: TestOrg | undefined;
-afterEach(async () => {
-  await org?.stop();
-  await foreign?.stop();
-  org = foreign = undefined;
-});
-
-const HOUR = 3600_000;
-const since = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+const startOrg = useOrg();
 
 async function backlogOrg(events = 2500) {
   const o = await startOrg({ rateLimit: { limit: 600, windowMs: 60_000 } });
@@ -30,8 +25,8 @@ async function backlogOrg(events = 2500) {
 /** Runs once with the first request of the second page failing as given; returns the run and the output. */
 async function runWithFaults(faults: Fault[]) {
   org = await backlogOrg();
-  const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR) });
-  const env = { OKTA_API_TOKEN: org.token };
+  const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+  const env = org.env;
   // One clean page first, so the faults hit a source with a committed cursor to protect.
   org.emulator.injectFaults([{ kind: 'delay', ms: 0 }, ...faults]);
   const result = await runCli(['run', '--once', '-c', file], { env });
@@ -65,12 +60,12 @@ describe('the error table', () => {
 
   it('retries a request that times out', async () => {
     org = await backlogOrg(1500);
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR), timeoutSecs: 5 });
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR), timeoutSecs: 5 });
     org.emulator.injectFaults([
       { kind: 'delay', ms: 0 },
       { kind: 'delay', ms: 7000 },
     ]);
-    const result = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toMatch(/Failed to fetch Okta system logs\. Status=none \(UND_ERR_HEADERS_TIMEOUT/);
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
@@ -85,7 +80,7 @@ describe('the error table', () => {
     });
     org.emulator.injectFaults([{ kind: 'status', status: 429 }]);
 
-    const result = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
 
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain('Rate limit exceeded - will retry');
@@ -117,7 +112,7 @@ describe('the error table', () => {
       expect((await readState(org!)).sinks.archive!.length).toBe(Buffer.byteLength(lines.join('\n') + '\n'));
       // The next run resumes exactly after the first page.
       const again = await runCli(
-        ['run', '--once', '-c', (await writeConfig(org!, { startFrom: since(HOUR) })).file],
+        ['run', '--once', '-c', (await writeConfig(org!, { startFrom: ago(HOUR) })).file],
         {
           env: { OKTA_API_TOKEN: org!.token },
         },
@@ -129,7 +124,7 @@ describe('the error table', () => {
 
   it('halts on a wrong token without sending the configured one anywhere else', async () => {
     org = await backlogOrg(10);
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR) });
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
     const result = await runCli(['run', '--once', '-c', file], {
       env: { OKTA_API_TOKEN: 'wrong-token-value' },
     });
@@ -141,10 +136,10 @@ describe('the error table', () => {
   it('halts on a next link to another origin and never sends the token there', async () => {
     org = await backlogOrg(2500);
     foreign = await startOrg();
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR) });
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
     org.emulator.injectFaults([{ kind: 'foreign-next', origin: foreign.origin }]);
 
-    const result = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
 
     expect(result.code).toBe(1);
     expect(result.stderr).toContain(`Refusing to request ${foreign.origin}`);

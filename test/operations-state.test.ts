@@ -1,33 +1,30 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  HOUR,
+  ago,
   compareDelivery,
   readLines,
   readState,
   runCli,
-  startOrg,
+  useOrg,
   writeConfig,
   type TestOrg,
 } from './support/harness.js';
 
-const HOUR = 3600_000;
-
 let org: TestOrg | undefined;
-afterEach(async () => {
-  await org?.stop();
-  org = undefined;
-});
+const startOrg = useOrg();
 
 describe('oktail state', () => {
   it('shows, exports, resets and imports the checkpoint, and a run after an import resumes exactly', async () => {
     org = await startOrg();
     org.emulator.appendEvents(1500, { publishedStart: Date.now() - HOUR, stepMs: 1000 });
     const { file, out } = await writeConfig(org, {
-      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+      startFrom: ago(2 * HOUR),
     });
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
     const state = await readState(org);
     const okta = state.sources.okta!.state;
@@ -71,7 +68,7 @@ describe('oktail state', () => {
   it('resets a source to the config start_from by forgetting its state', async () => {
     org = await startOrg();
     const { file } = await writeConfig(org, { startFrom: '2026-01-02T03:04:05Z' });
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
     const reset = await runCli(['state', 'reset', 'okta', '-c', file], { env });
     expect(reset.code).toBe(0);
@@ -85,7 +82,7 @@ describe('oktail state', () => {
   it('refuses to import something that is not a checkpoint, and names unknown sources', async () => {
     org = await startOrg();
     const { file } = await writeConfig(org);
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     const bad = join(org.dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ version: 1, sources: { okta: { state: 'x' } }, sinks: {} }));
     const result = await runCli(['state', 'import', bad, '-c', file], { env });

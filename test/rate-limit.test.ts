@@ -1,12 +1,12 @@
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../src/config/load.js';
 import { buildPipeline } from '../src/pipeline/build.js';
 import type { SourceOutcome } from '../src/pipeline/pipeline.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { LogTelemetry, type TelemetryEvent } from '../src/telemetry/telemetry.js';
-import { compareDelivery, readLines, startOrg, type TestOrg } from './support/harness.js';
+import { HOUR, ago, compareDelivery, readLines, useOrg, type TestOrg } from './support/harness.js';
 
 /*
  * The limiter against the emulator's org-wide bucket, through the real pipeline. The emulator's
@@ -16,14 +16,10 @@ import { compareDelivery, readLines, startOrg, type TestOrg } from './support/ha
 
 const WINDOW_MS = 5_000;
 const LIMIT = 20;
-const HOUR = 3600_000;
 const PAGE = 1000;
 
 let org: TestOrg | undefined;
-afterEach(async () => {
-  await org?.stop();
-  org = undefined;
-});
+const startOrg = useOrg();
 
 interface Observation extends TelemetryEvent<'rateLimitObserved'> {
   at: number;
@@ -70,7 +66,7 @@ async function collectOnce(o: TestOrg, options: RunOptions): Promise<RunResult> 
     '  okta:',
     '    type: okta',
     `    domain: "${o.domain}"`,
-    `    start_from: ${new Date(Date.now() - 2 * HOUR).toISOString()}`,
+    `    start_from: ${ago(2 * HOUR)}`,
     '    rate_limit:',
     `      max_share: ${options.maxShare}`,
     `      min_remaining: ${options.minRemaining}`,

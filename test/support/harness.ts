@@ -249,6 +249,15 @@ export async function readState(org: TestOrg): Promise<{
   return JSON.parse(text) as never;
 }
 
+/** Lines of a file sink the checkpoint covers (0 before the first commit). */
+export async function committedLines(org: TestOrg, sink: string, path: string): Promise<number> {
+  const length = (await readState(org).catch(() => null))?.sinks[sink]?.length ?? 0;
+  const bytes = (await readFile(path).catch(() => Buffer.alloc(0))).subarray(0, length);
+  let lines = 0;
+  for (let at = bytes.indexOf(10); at !== -1; at = bytes.indexOf(10, at + 1)) lines++;
+  return lines;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `condition` until it holds; fails with `what` after `timeoutMs` (generous: a busy machine is slow). */
