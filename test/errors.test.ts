@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { Fault } from '../src/emulator/emulator.js';
+import { generateEvents } from '../src/emulator/events.js';
 import {
   HOUR,
   ago,
@@ -30,7 +31,7 @@ async function runWithFaults(faults: Fault[]) {
   // One clean page first, so the faults hit a source with a committed cursor to protect.
   org.emulator.injectFaults([{ kind: 'delay', ms: 0 }, ...faults]);
   const result = await runCli(['run', '--once', '-c', file], { env });
-  return { result, out };
+  return { result, out, file };
 }
 
 describe('the error table', () => {
@@ -113,14 +114,61 @@ describe('the error table', () => {
       // The next run resumes exactly after the first page.
       const again = await runCli(
         ['run', '--once', '-c', (await writeConfig(org!, { startFrom: ago(HOUR) })).file],
-        {
-          env: { OKTA_API_TOKEN: org!.token },
-        },
+        { env: org!.env },
       );
       expect(again.code, again.stderr).toBe(0);
       expect(compareDelivery(await readLines(out), org!.emulator.allEvents())).toBeNull();
     });
   }
+
+  it("shows every one of Okta's errorCauses on a 400, not only the errorSummary", async () => {
+    const causes = ['since: The since parameter must be a valid date', 'limit: must be at most 1000'];
+    const { result } = await runWithFaults([
+      { kind: 'status', status: 400, errorCode: 'E0000001', errorCauses: causes },
+    ]);
+    expect(result.code).toBe(4);
+    expect(result.stderr).toContain('errorSummary=\\"Api validation failed\\"');
+    expect(result.stderr).toContain(`errorCauses=${JSON.stringify(JSON.stringify(causes)).slice(1, -1)}`);
+  });
+
+  it('gives the exact command that recovers from a rejected next link, and it works', async () => {
+    org = await startOrg();
+    // Persisted when published (as Okta's events nearly all are), several to a millisecond, so that a
+    // `since` start begins exactly at an instant shared with the last committed event.
+    for (const record of generateEvents(2500, {
+      publishedStart: Date.now() - HOUR,
+      sameMillisecondGroups: 3,
+    })) {
+      org.emulator.append([record], { persistedAt: record.publishedMs });
+    }
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    org.emulator.injectFaults([
+      { kind: 'delay', ms: 0 },
+      { kind: 'status', status: 400, errorCode: 'E0000029' },
+    ]);
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
+    expect(result.code).toBe(4);
+    const state = (await readState(org)).sources.okta!.state;
+    const published = state.last_published as string;
+    expect(published).toMatch(/^\d{4}-\d{2}-\d{2}T/);
+    const command = `oktail state reset okta --start-from ${published} -c ${file}`;
+    expect(result.stderr).toContain(command);
+    expect(result.stderr).toContain(
+      `events published at ${published} (the last committed one included) may be`,
+    );
+    // The command as printed (without the token, which it does not need), then a run that completes.
+    const reset = await runCli(command.split(' ').slice(1), { env: {} });
+    expect(reset.code, reset.stderr).toBe(0);
+    const again = await runCli(['run', '--once', '-c', file], { env: org.env });
+    expect(again.code, again.stderr).toBe(0);
+    const uuids = (await readLines(out)).map((l) => (JSON.parse(l) as { uuid: string }).uuid);
+    // Nothing is missing; only events of the last committed instant can come twice.
+    expect(new Set(uuids)).toEqual(new Set(org.emulator.allEvents().map((e) => e.uuid)));
+    const repeated = uuids.length - new Set(uuids).size;
+    const atThatInstant = org.emulator.allEvents().filter((e) => e.published === published).length;
+    expect(repeated).toBeGreaterThanOrEqual(1);
+    expect(repeated).toBeLessThanOrEqual(atThatInstant);
+  });
 
   it('halts on a wrong token without sending the configured one anywhere else', async () => {
     org = await backlogOrg(10);

@@ -27,17 +27,27 @@ export interface ParseOptions {
   baseDir: string;
   /** Shown with the problems; not read. */
   fileName?: string;
+  /**
+   * `unresolved`: secret values keep their `${VAR}` text, read from no variable, so commands that never
+   * contact Okta (`state ...`) load without the token set. Such a config must never reach a client.
+   * Default `required`.
+   */
+  secrets?: 'required' | 'unresolved';
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError listing every problem. */
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  options: Pick<ParseOptions, 'secrets'> = {},
+): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError([{ path: '', line: null, message: unreadable(file, err) }], file);
   }
-  return parseConfig(text, { env, baseDir: dirname(resolve(file)), fileName: file });
+  return parseConfig(text, { env, baseDir: dirname(resolve(file)), fileName: file, ...options });
 }
 
 function unreadable(file: string, err: unknown): string {
@@ -80,7 +90,7 @@ export function parseConfig(text: string, options: ParseOptions): Config {
     problems.push({ path: formatPath(path), line: located.line(path), message });
   };
 
-  const interpolation = interpolateDocument(doc, env);
+  const interpolation = interpolateDocument(doc, env, options.secrets ?? 'required');
   for (const { path, message } of interpolation.problems) add(path, message);
 
   let data: unknown;
@@ -275,7 +285,11 @@ const MIN_SCRUBBED_LENGTH = 4;
  * text has in YAML, so `interval_secs: ${INTERVAL}` is a number just as `interval_secs: 120` is; a quoted
  * one stays a string. Secrets always stay strings.
  */
-function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): DocumentInterpolation {
+function interpolateDocument(
+  doc: Document,
+  env: NodeJS.ProcessEnv,
+  secrets: 'required' | 'unresolved',
+): DocumentInterpolation {
   const out: DocumentInterpolation = { problems: [], variables: new WeakMap(), secrets: new Set() };
   const visit = (node: unknown, path: PathSegment[]): void => {
     if (isMap(node)) {
@@ -283,6 +297,7 @@ function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): DocumentInt
     } else if (isSeq(node)) {
       node.items.forEach((item, index) => visit(item, [...path, index]));
     } else if (isScalar(node)) {
+      if (secrets === 'unresolved' && isSecretPath(path)) return;
       interpolateScalar(node, path, env, out);
     }
   };

@@ -22,6 +22,8 @@ export interface BuildOptions {
   telemetry: TelemetrySink;
   once?: boolean;
   stdout?: NodeJS.WritableStream;
+  /** The config file as the user named it, quoted in recovery commands. */
+  configPath?: string;
 }
 
 export interface BuiltPipeline {
@@ -111,6 +113,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
         limiter,
         logic,
         telemetry: options.telemetry,
+        configPath: options.configPath,
         retry: {
           initialBackoffMs: cfg.retry.initial_backoff_ms,
           maxBackoffMs: cfg.retry.max_backoff_secs * 1000,

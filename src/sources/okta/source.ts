@@ -7,6 +7,7 @@ import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './clie
 import { parseLinks } from './link-header.js';
 import { eventRef, parseEvent, renderNdjson, renderObjects, scanPage, type EventSpans } from './page-body.js';
 import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
+import { withRecoveryCommand } from './recovery.js';
 import { sleep, type RateLimiter } from './rate-limiter.js';
 
 export interface RetrySettings {
@@ -22,6 +23,8 @@ export interface OktaSourceOptions {
   telemetry: TelemetrySink;
   retry: RetrySettings;
   random?: () => number;
+  /** The config file as the user named it, for the recovery command in a halt message. */
+  configPath?: string;
 }
 
 /** One page ready for delivery, with the state to commit once every sink has it. */
@@ -60,7 +63,9 @@ export class OktaSource {
     const { client, logic } = this.#o;
     let url: URL | null = client.resolve(await logic.cycleRequest(state));
     while (url !== null) {
-      const { page, spans } = await this.#fetchPage(url, signal);
+      const { page, spans } = await this.#fetchPage(url, signal).catch((err: unknown) => {
+        throw withRecoveryCommand(err, this.name, state, this.#o.configPath);
+      });
       const meta = pageMeta(page, spans);
       const decision = await logic.afterPage(state, meta);
       // Checked before delivery: a next link to another origin halts the source at a position a restart
