@@ -67,6 +67,32 @@ describe('oktail validate', () => {
     expect(result.stderr).toContain('OKTA_API_TOKEN');
   });
 
+  it('warns when start_from lies beyond the 90 days Okta keeps, with the start the first run will use', async () => {
+    org = await startOrg();
+    org.emulator.appendEvents(50, { publishedStart: Date.now() - HOUR });
+    const { file, out } = await writeConfig(org, { startFrom: '2020-01-01T00:00:00Z' });
+    const warning =
+      /start_from 2020-01-01T00:00:00.000Z is older than the 90 days Okta keeps; starting from (\S+) instead/;
+
+    const before = Date.now();
+    const validate = await runCli(['validate', '-c', file], { env: org.env });
+    expect(validate.code, validate.stderr).toBe(0);
+    expect(validate.stderr).toMatch(/^warning: sources\.okta: start_from /m);
+    const shown = Date.parse(warning.exec(validate.stderr)![1]!);
+    expect(shown).toBeGreaterThanOrEqual(before - 90 * 24 * HOUR - 1000);
+    expect(shown).toBeLessThanOrEqual(Date.now() - 90 * 24 * HOUR);
+
+    const run = await runCli(['run', '--once', '-c', file], { env: org.env });
+    expect(run.code, run.stderr).toBe(0);
+    const logged = warning.exec(run.stderr)![1]!;
+    // The start it announced is the one it committed and asked Okta for.
+    expect(org.emulator.requests[0]!.query.since).toBe(logged);
+    expect((await readLines(out)).length).toBe(50);
+    // Said once: a later run resumes from its checkpoint and has nothing to say about start_from.
+    const again = await runCli(['run', '--once', '-c', file], { env: org.env });
+    expect(again.stderr).not.toMatch(warning);
+  });
+
   it('accepts a good config and prints it with the token redacted', async () => {
     org = await startOrg();
     const { file } = await writeConfig(org);

@@ -65,6 +65,27 @@ describe('oktail state', () => {
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
   }, 90_000);
 
+  it('needs no secret: state commands run without the token variable, run and validate still need it', async () => {
+    org = await startOrg();
+    org.emulator.appendEvents(1200, { publishedStart: Date.now() - HOUR });
+    const { file } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    expect((await runCli(['run', '--once', '-c', file], { env: org.env })).code).toBe(0);
+    const noToken = { OKTA_API_TOKEN: undefined };
+    const show = await runCli(['state', 'show', '-c', file], { env: noToken });
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain(`source okta (${org.domain}), committed `);
+    const exported = await runCli(['state', 'export', '-c', file], { env: noToken });
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toEqual(await readState(org));
+    const reset = await runCli(['state', 'reset', 'okta', '-c', file], { env: noToken });
+    expect(reset.code, reset.stderr).toBe(0);
+    for (const command of ['run', 'validate', 'check']) {
+      const result = await runCli([command, '-c', file], { env: noToken });
+      expect(result.code, command).toBe(2);
+      expect(result.stderr).toContain('environment variable OKTA_API_TOKEN is not set');
+    }
+  }, 60_000);
+
   it('resets a source to the config start_from by forgetting its state', async () => {
     org = await startOrg();
     const { file } = await writeConfig(org, { startFrom: '2026-01-02T03:04:05Z' });

@@ -60,7 +60,7 @@ async function startWarnings(config: Config, problems: string[]): Promise<string
     const logic = await loadCollectionScript({
       path: source.script ?? undefined,
       log: (level, message) => {
-        if (level === 'warn' || level === 'error') warnings.push(`sources.${name}.start_from: ${message}`);
+        if (level === 'warn' || level === 'error') warnings.push(`sources.${name}: ${message}`);
       },
     });
     try {

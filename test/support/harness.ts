@@ -164,10 +164,13 @@ export function assertNoSecret(text: string, where: string): void {
   }
 }
 
-export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+/** `env` adds to the test's environment; a variable given as undefined is removed from it. */
+export function spawnCli(args: string[], env: Record<string, string | undefined> = {}): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: Object.fromEntries<string>(
+      Object.entries({ ...process.env, ...env }).filter((e): e is [string, string] => e[1] !== undefined),
+    ),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -175,7 +178,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
 /** Runs the CLI to completion (or kills it after `timeoutMs`); output is checked for secrets. */
 export async function runCli(
   args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   const started = performance.now();
   const child = spawnCli(args, options.env);
