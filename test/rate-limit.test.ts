@@ -6,7 +6,7 @@ import { buildPipeline } from '../src/pipeline/build.js';
 import type { SourceOutcome } from '../src/pipeline/pipeline.js';
 import { silentLogger } from '../src/telemetry/logger.js';
 import { LogTelemetry, type TelemetryEvent } from '../src/telemetry/telemetry.js';
-import { HOUR, ago, compareDelivery, readLines, useOrg, type TestOrg } from './support/harness.js';
+import { HOUR, ago, compareDelivery, readLines, until, useOrg, type TestOrg } from './support/harness.js';
 
 /*
  * The limiter against the emulator's org-wide bucket, through the real pipeline. The emulator's
@@ -176,12 +176,12 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
       expect(Math.max(...run.recorder.waits.map((w) => w.waitMs))).toBeLessThan(WINDOW_MS + 1_000);
       const windows = windowsSeen(run.recorder.observed);
       expect(windows.slice(1, -1), String(windows)).toEqual(windows.slice(1, -1).map(() => ALLOWED));
-      return run.ms;
+      return windows.length;
     }) as [number, number, number];
-    // 16 requests at 10 per window: two or three windows however the start falls, so within a window
-    // of each other.
-    expect(Math.abs(ahead - straight)).toBeLessThan(WINDOW_MS);
-    expect(Math.abs(behind - straight)).toBeLessThan(WINDOW_MS);
+    // 16 requests at 10 per window: two or three windows however the start falls, so within one window
+    // of each other (counted from the responses, not timed: a busy machine stretches every run).
+    expect(Math.abs(ahead - straight)).toBeLessThanOrEqual(1);
+    expect(Math.abs(behind - straight)).toBeLessThanOrEqual(1);
   });
 
   it('backs off before the bucket runs dry when another client drains it, leaving min_remaining', async () => {
@@ -231,17 +231,20 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
     org = await startOrg({ rateLimit: { limit: 100, windowMs: 60_000 }, concurrencyLimit: 1 });
     addBacklog(org, 2);
     const emulator = org.emulator;
-    // Another client's slow request holds the org's only concurrent slot for 1.5 s.
-    emulator.injectFaults([{ kind: 'delay', ms: 1_500 }]);
+    // Another client's slow request holds the org's only concurrent slot until the collector has been
+    // refused for it (held by the emulator, not timed).
+    const hold = emulator.holdFrom(1, 1);
     const dispatcher = new Agent({ connect: { ca: org.pki.caCert } });
     const blocker = request(`${org.origin}/api/v1/logs?limit=1`, {
       dispatcher,
       headers: { authorization: `SSWS ${org.token}` },
     });
-    for (let i = 0; i < 200 && emulator.requests.length === 0; i++)
-      await new Promise((r) => setTimeout(r, 10));
+    await hold.arrived(1);
 
-    const run = await collectOnce(org, { maxShare: SHARE, minRemaining: 2 });
+    const running = collectOnce(org, { maxShare: SHARE, minRemaining: 2 });
+    await until(() => emulator.stats().concurrencyLimited >= 1, 'a concurrency 429');
+    hold.end();
+    const run = await running;
     await (await blocker).body.dump();
     await dispatcher.close();
 
@@ -254,6 +257,7 @@ describe('rate limiting against the emulator (limit 20 per 5 s window, max_share
       expect(r.retryInMs).toBeGreaterThanOrEqual(1_000);
       expect(r.retryInMs).toBeLessThanOrEqual(3_000);
     }
-    expect(run.ms).toBeLessThan(10_000);
+    // Never a wait for the 60 s window: the pause was the short concurrency one.
+    expect(Math.max(0, ...run.recorder.waits.map((w) => w.waitMs))).toBeLessThan(10_000);
   });
 });
