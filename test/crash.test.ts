@@ -23,7 +23,7 @@ const KILLS = 20;
 describe('crash recovery', () => {
   it('delivers every event exactly once to the file sink across SIGKILLs at every stage of a page', async () => {
     const org = await startOrg({ latencyMs: 10 });
-    org.emulator.appendEvents(20_000, { publishedStart: Date.now() - HOUR, seed: 3, outOfOrder: 0.05 });
+    org.emulator.appendEvents(5_000, { publishedStart: Date.now() - HOUR, seed: 3, outOfOrder: 0.05 });
     org.emulator.randomFaults({
       probability: 0.1,
       seed: 11,
@@ -43,7 +43,7 @@ describe('crash recovery', () => {
       }
       // Killed at its nth request, with more than n full pages ahead of the checkpoint: every page up to
       // that request is full, so the run is still going (waiting for a held answer) when it is killed.
-      const nth = 1 + random.int(3);
+      const nth = 1 + random.int(2);
       const point = random.pick(KILL_POINTS);
       const backlog = org.emulator.eventCount - committedLines;
       if (backlog < (nth + 1) * PAGE) {
@@ -78,7 +78,8 @@ describe('crash recovery', () => {
     console.log(
       `crash loop: ${kills} SIGKILLs (${where}), ${truncations} restarts rolled back uncommitted bytes`,
     );
-  }, 180_000);
+    // A deadline for a hang only: every round waits for the collector's progress, which a busy machine slows.
+  }, 600_000);
 
   it('cuts off a page that was written but not committed, and fetches it again', async () => {
     const org = await startOrg();

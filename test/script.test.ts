@@ -212,5 +212,5 @@ end`,
     expect(lines.map((e) => e.uuid)).toEqual(served().map((e) => e.uuid));
     expect(lines.every((e) => e.collected_by === 'oktail')).toBe(true);
     expect(kills).toBe(8);
-  }, 120_000);
+  }, 300_000);
 });

@@ -492,8 +492,8 @@ export class OktaEmulator {
 
   /**
    * Holds the `nth` request from now (1 = the next one) and the `count - 1` after it (default: every
-   * one after it), unanswered, until the test releases them. A client waiting for a held answer is at a known point of its work whatever the
-   * machine's speed: tests act on that instead of on a timer.
+   * one after it), unanswered, until the test releases them. A client waiting for a held answer is at a
+   * known point of its work whatever the machine's speed: tests act on that instead of on a timer.
    */
   holdFrom(nth: number, count = Infinity): RequestHold {
     this.releaseHeld();
@@ -508,20 +508,20 @@ export class OktaEmulator {
     this.gate = gate;
     return {
       held: () => gate.arrived,
-      arrived: async (count, timeoutMs = 60_000) => {
-        if (gate.arrived >= count) return;
+      arrived: async (wanted, timeoutMs = 60_000) => {
+        if (gate.arrived >= wanted) return;
         await new Promise<void>((resolve, reject) => {
           const timer = setTimeout(
             () =>
               reject(
                 new Error(
-                  `${count} held requests did not arrive within ${timeoutMs} ms (${gate.arrived} did)`,
+                  `${wanted} held requests did not arrive within ${timeoutMs} ms (${gate.arrived} did)`,
                 ),
               ),
             timeoutMs,
           );
           const check = (): void => {
-            if (gate.arrived < count) return;
+            if (gate.arrived < wanted) return;
             clearTimeout(timer);
             gate.waiters = gate.waiters.filter((w) => w !== check);
             resolve();
