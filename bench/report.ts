@@ -7,23 +7,11 @@ import { join } from 'node:path';
 import type {
   ContenderName,
   LimitedResult,
-  LimitedRun,
   MillionResult,
   ThroughputResult,
   WindowUse,
-} from './run.js';
-
-export interface Machine {
-  cpu: string;
-  cores: number;
-  memoryGb: number;
-  node: string;
-  kernel: string;
-  date: string;
-  /** 1, 5 and 15 minute load averages: the machine may be shared, and this says how busy it was. */
-  loadBefore: number[];
-  loadAfter?: number[];
-}
+  Machine,
+} from './results.js';
 
 export async function machine(): Promise<Machine> {
   let cpu = cpus()[0]?.model ?? 'unknown';
@@ -299,5 +287,3 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
   const options = (await prettier.resolveConfig(path)) ?? {};
   await writeFile(path, await prettier.format(out.join('\n'), { ...options, filepath: path }));
 }
-
-export type { LimitedRun };

@@ -16,12 +16,22 @@ import { parseArgs } from 'node:util';
 import type { EmulatorConfig, EmulatorReady, LoggedRequest } from './emulator-process.js';
 import type { OtherClientConfig, OtherClientReport } from './other-client.js';
 import { BUILT, EmulatorProcess, ROOT, measure, startHelper, type Measured } from './processes.js';
-import { machine, writeReport, type Machine } from './report.js';
-import { readServed, verifyOutput, type OutputForm, type Verification } from './verify.js';
+import { machine, writeReport } from './report.js';
+import type {
+  ContenderName,
+  ContenderSummary,
+  LimitedResult,
+  LimitedRun,
+  Machine,
+  MillionResult,
+  RequestCounts,
+  RunResult,
+  ThroughputResult,
+  WindowUse,
+} from './results.js';
+import { readServed, verifyOutput, type OutputForm } from './verify.js';
 
 // ------------------------------------------------------------------------------------------ contenders
-
-export type ContenderName = 'oktail' | 'oktail-lua' | 'naive' | 'sdk';
 
 interface RunContext {
   emu: EmulatorReady;
@@ -145,34 +155,6 @@ const CONTENDERS: Record<ContenderName, Contender> = {
 
 // ------------------------------------------------------------------------------------------ one run
 
-export interface RequestCounts {
-  requests: number;
-  ok: number;
-  rateLimited: number;
-  events: number;
-}
-
-export interface RunResult {
-  contender: ContenderName;
-  round: number;
-  exitCode: number | null;
-  wallMs: number;
-  cpuMs: number;
-  userMs: number;
-  systemMs: number;
-  /** Peak RSS: VmHWM (see usage.ts), or getrusage's figure where /proc is missing. */
-  peakRssKb: number;
-  maxRssKb: number;
-  vmHwmKb: number | null;
-  /** What the emulator saw from this contender's token. */
-  served: RequestCounts;
-  output: Verification | null;
-  /** Local times of this contender's first request and last answer, for drain times. */
-  firstRequestAt: number | null;
-  lastRequestAt: number | null;
-  stderrTail?: string;
-}
-
 function countRequests(requests: LoggedRequest[], tokenIndex: number): RequestCounts {
   const mine = requests.filter((r) => r.tokenIndex === tokenIndex);
   return {
@@ -255,16 +237,6 @@ async function runContender(
 
 // ------------------------------------------------------------------------------------------ windows
 
-export interface WindowUse {
-  /** Window start, ms since the contender's first request. */
-  startMs: number;
-  /** 200 answers to the contender / to the other client in the window. */
-  ours: number;
-  others: number;
-  rateLimited: number;
-  events: number;
-}
-
 /** Requests per bucket window (windows are aligned to the server clock, which is ours here). */
 function windowUse(requests: LoggedRequest[], windowMs: number): WindowUse[] {
   const ours = requests.filter((r) => r.tokenIndex === 0);
@@ -343,39 +315,6 @@ async function withEmulator<T>(
   } finally {
     await emu.stop();
   }
-}
-
-export interface ContenderSummary {
-  contender: ContenderName;
-  runs: number;
-  events: number;
-  eventsPerSec: number;
-  cpuSecPer100k: number;
-  /** Whole-process CPU less the same collector's CPU for an empty org, per 100k events. */
-  marginalCpuSecPer100k: number | null;
-  startupCpuSec: number | null;
-  peakRssMb: number;
-  identicalLines: number;
-  linesInOrder: number;
-  renamedInterface: number;
-  lines: number;
-  firstDifference: Verification['firstDifference'];
-  /** This contender's CPU over the baseline's, round by round; `cpuVsNaive` is their median. */
-  perRoundCpuVsNaive?: number[];
-  cpuVsNaive?: number;
-  marginalCpuVsNaive?: number;
-  eventsPerSecVsNaive?: number;
-  rssVsNaive?: number;
-}
-
-export interface ThroughputResult {
-  scenario: 'throughput';
-  machine: Machine;
-  events: number;
-  rounds: number;
-  startup: RunResult[];
-  runs: RunResult[];
-  summary: ContenderSummary[];
 }
 
 async function throughput(env: Env): Promise<ThroughputResult> {
@@ -474,43 +413,6 @@ async function throughput(env: Env): Promise<ThroughputResult> {
     runs,
     summary,
   };
-}
-
-export interface LimitedRun {
-  run: RunResult;
-  windows: WindowUse[];
-  /** Requests the contender may send per window (its share), for oktail; the whole limit otherwise. */
-  allowedPerWindow: number;
-  /** Windows the contender used from start to end (not its first or last). */
-  fullWindows: number;
-  eventsPerMinFull: number | null;
-  allowedEventsPerMin: number;
-  /** Events per minute in full windows over allowed requests per minute x 1000. */
-  ceilingRatio: number | null;
-  eventsPerRequest: number;
-  /** From the contender's first request to its last. */
-  drainMs: number | null;
-  /**
-   * The earliest the last request could go within the budget: the allowed requests sent the moment each
-   * window opens, starting in the window (and at the point in it) where the contender started.
-   */
-  theoreticalDrainMs: number;
-  /** The same at the steady allowed rate, one slot apart, ignoring where windows begin. */
-  steadyDrainMs: number;
-  other?: OtherClientReport & { rateLimitedSeenByEmulator: number };
-}
-
-export interface LimitedResult {
-  scenario: 'rate-limited' | 'shared-bucket';
-  machine: Machine;
-  limit: number;
-  windowMs: number;
-  maxShare: number;
-  minRemaining: number;
-  events: number;
-  /** Share of each window the other client takes (shared bucket only). */
-  otherPerWindow: number | null;
-  runs: LimitedRun[];
 }
 
 const LIMIT = 60;
@@ -661,14 +563,6 @@ async function sharedBucket(env: Env): Promise<LimitedResult> {
     otherPerWindow,
     runs,
   };
-}
-
-export interface MillionResult {
-  scenario: 'rss-1m';
-  machine: Machine;
-  events: number;
-  pool: number;
-  run: RunResult;
 }
 
 async function million(env: Env): Promise<MillionResult> {

@@ -1,30 +1,26 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  HOUR,
+  ago,
   compareDelivery,
   readLines,
   readState,
   runCli,
-  startOrg,
+  useOrg,
   writeConfig,
   type TestOrg,
 } from './support/harness.js';
 
 let org: TestOrg | undefined;
-afterEach(async () => {
-  await org?.stop();
-  org = undefined;
-});
-
-const HOUR = 3600_000;
-const since = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+const startOrg = useOrg();
 
 describe('oktail run --once against the Okta emulator', () => {
   it('delivers a backlog byte for byte plus the tag, in the order Okta returned it', async () => {
     org = await startOrg();
     org.emulator.appendEvents(2500, { publishedStart: Date.now() - HOUR, seed: 1 });
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR) });
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
 
-    const result = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
 
     expect(result.code, result.stderr).toBe(0);
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
@@ -33,8 +29,8 @@ describe('oktail run --once against the Okta emulator', () => {
   it('spends no request on an empty page: a short page ends the cycle', async () => {
     org = await startOrg();
     org.emulator.appendEvents(2500, { publishedStart: Date.now() - HOUR });
-    const { file } = await writeConfig(org, { startFrom: since(2 * HOUR) });
-    const env = { OKTA_API_TOKEN: org.token };
+    const { file } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    const env = org.env;
 
     await runCli(['run', '--once', '-c', file], { env });
     expect(org.emulator.stats().requests).toBe(3);
@@ -46,9 +42,9 @@ describe('oktail run --once against the Okta emulator', () => {
     org = await startOrg();
     // Runs of 7 events per millisecond straddle every 1000-event page boundary.
     org.emulator.appendEvents(3000, { publishedStart: Date.now() - HOUR, sameMillisecondGroups: 7 });
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR) });
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
 
-    const result = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
 
     expect(result.code, result.stderr).toBe(0);
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
@@ -57,8 +53,8 @@ describe('oktail run --once against the Okta emulator', () => {
   it('keeps late events whose published time is older than events already delivered', async () => {
     org = await startOrg();
     org.emulator.appendEvents(1500, { publishedStart: Date.now() - HOUR, outOfOrder: 0.2 });
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR) });
-    const env = { OKTA_API_TOKEN: org.token };
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    const env = org.env;
     await runCli(['run', '--once', '-c', file], { env });
     const lastPublished = (await readState(org)).sources.okta!.state.last_published as string;
 
@@ -73,13 +69,13 @@ describe('oktail run --once against the Okta emulator', () => {
   it('resumes from its checkpoint after a restart and ignores a changed start_from', async () => {
     org = await startOrg();
     org.emulator.appendEvents(1200, { publishedStart: Date.now() - HOUR });
-    const first = await writeConfig(org, { startFrom: since(2 * HOUR) });
-    const env = { OKTA_API_TOKEN: org.token };
+    const first = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    const env = org.env;
     await runCli(['run', '--once', '-c', first.file], { env });
 
     org.emulator.appendEvents(800);
     // Pointing start_from elsewhere must not re-read or skip anything: the checkpoint wins.
-    const second = await writeConfig(org, { startFrom: since(10 * 60_000) });
+    const second = await writeConfig(org, { startFrom: ago(10 * 60_000) });
     const result = await runCli(['run', '--once', '-c', second.file], { env });
 
     expect(result.code, result.stderr).toBe(0);
@@ -92,7 +88,7 @@ describe('oktail run --once against the Okta emulator', () => {
     org = await startOrg();
     org.emulator.appendEvents(50, { publishedStart: Date.now() - HOUR, persistedAt: Date.now() - HOUR });
     const { file, out } = await writeConfig(org);
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     await runCli(['run', '--once', '-c', file], { env });
     expect(await readLines(out)).toEqual([]);
 
@@ -106,9 +102,9 @@ describe('oktail run --once against the Okta emulator', () => {
   it('writes to stdout and a file from the same source', async () => {
     org = await startOrg();
     org.emulator.appendEvents(10, { publishedStart: Date.now() - HOUR });
-    const { file, out } = await writeConfig(org, { startFrom: since(2 * HOUR), sinks: 'both' });
+    const { file, out } = await writeConfig(org, { startFrom: ago(2 * HOUR), sinks: 'both' });
 
-    const result = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['run', '--once', '-c', file], { env: org.env });
 
     expect(result.code, result.stderr).toBe(0);
     expect(result.stdout.split('\n').filter(Boolean)).toEqual(await readLines(out));

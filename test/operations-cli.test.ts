@@ -2,29 +2,25 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  HOUR,
+  ago,
   collect,
   compareDelivery,
   readLines,
   runCli,
   spawnCli,
-  startOrg,
+  useChildren,
+  useOrg,
   writeConfig,
   type CliResult,
   type TestOrg,
 } from './support/harness.js';
 
-const HOUR = 3600_000;
-
 let org: TestOrg | undefined;
-let child: ChildProcess | undefined;
-afterEach(async () => {
-  if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  child = undefined;
-  await org?.stop();
-  org = undefined;
-});
+const startOrg = useOrg();
+const track = useChildren();
 
 /** A long-running `oktail run`, resolved once its stderr shows `ready` (a regexp on the log). */
 function startCollector(
@@ -33,7 +29,7 @@ function startCollector(
   ready: RegExp,
 ): Promise<{ proc: ChildProcess; done: Promise<CliResult>; stderr: () => string }> {
   const proc = spawnCli(['run', '-c', file, '--log-format', 'json'], { OKTA_API_TOKEN: token });
-  child = proc;
+  track(proc);
   let stderr = '';
   const done = collect(proc, performance.now(), 60_000);
   return new Promise((resolve, reject) => {
@@ -60,8 +56,8 @@ describe('the data_dir lock', () => {
   it('keeps a second collector and the state commands off a data_dir in use, until the first stops', async () => {
     org = await startOrg();
     org.emulator.appendEvents(50, { publishedStart: Date.now() - HOUR, stepMs: 1000 });
-    const { file } = await writeConfig(org, { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() });
-    const env = { OKTA_API_TOKEN: org.token };
+    const { file } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    const env = org.env;
     const first = await startCollector(file, org.token, /Cycle finished/);
     const lockFile = join(org.dir, 'data', 'lock');
     expect(JSON.parse(await readFile(lockFile, 'utf8'))).toMatchObject({
@@ -96,13 +92,13 @@ describe('the data_dir lock', () => {
     org = await startOrg();
     org.emulator.appendEvents(20, { publishedStart: Date.now() - HOUR, stepMs: 1000 });
     const { file, out } = await writeConfig(org, {
-      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+      startFrom: ago(2 * HOUR),
     });
     const first = await startCollector(file, org.token, /Cycle finished/);
     first.proc.kill('SIGKILL');
     await first.done;
     expect(existsSync(join(org.dir, 'data', 'lock'))).toBe(true);
-    const again = await runCli(['run', '--once', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const again = await runCli(['run', '--once', '-c', file], { env: org.env });
     expect(again.code).toBe(0);
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
   }, 60_000);
@@ -114,7 +110,7 @@ describe('logs and metrics of a running collector', () => {
     org.emulator.appendEvents(1200, { publishedStart: Date.now() - HOUR, stepMs: 1000 });
     org.emulator.injectFaults([{ kind: 'status', status: 503 }]);
     const { file } = await writeConfig(org, {
-      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+      startFrom: ago(2 * HOUR),
       top: ['log:', '  level: trace', 'api:', '  address: "127.0.0.1:0"'],
     });
     const run = await startCollector(file, org.token, /Cycle finished/);
@@ -153,9 +149,9 @@ describe('logs and metrics of a running collector', () => {
   it('writes readable lines with --log-format pretty, and still no token', async () => {
     org = await startOrg();
     org.emulator.appendEvents(10, { publishedStart: Date.now() - HOUR, stepMs: 1000 });
-    const { file } = await writeConfig(org, { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() });
+    const { file } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
     const result = await runCli(['run', '--once', '--log-format', 'pretty', '-c', file], {
-      env: { OKTA_API_TOKEN: org.token },
+      env: org.env,
     });
     expect(result.code).toBe(0);
     expect(result.stderr).toMatch(

@@ -1,33 +1,30 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  HOUR,
+  ago,
   compareDelivery,
   readLines,
   readState,
   runCli,
-  startOrg,
+  useOrg,
   writeConfig,
   type TestOrg,
 } from './support/harness.js';
 
-const HOUR = 3600_000;
-
 let org: TestOrg | undefined;
-afterEach(async () => {
-  await org?.stop();
-  org = undefined;
-});
+const startOrg = useOrg();
 
 describe('oktail state', () => {
   it('shows, exports, resets and imports the checkpoint, and a run after an import resumes exactly', async () => {
     org = await startOrg();
     org.emulator.appendEvents(1500, { publishedStart: Date.now() - HOUR, stepMs: 1000 });
     const { file, out } = await writeConfig(org, {
-      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+      startFrom: ago(2 * HOUR),
     });
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
     const state = await readState(org);
     const okta = state.sources.okta!.state;
@@ -68,10 +65,31 @@ describe('oktail state', () => {
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
   }, 90_000);
 
+  it('needs no secret: state commands run without the token variable, run and validate still need it', async () => {
+    org = await startOrg();
+    org.emulator.appendEvents(1200, { publishedStart: Date.now() - HOUR });
+    const { file } = await writeConfig(org, { startFrom: ago(2 * HOUR) });
+    expect((await runCli(['run', '--once', '-c', file], { env: org.env })).code).toBe(0);
+    const noToken = { OKTA_API_TOKEN: undefined };
+    const show = await runCli(['state', 'show', '-c', file], { env: noToken });
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toContain(`source okta (${org.domain}), committed `);
+    const exported = await runCli(['state', 'export', '-c', file], { env: noToken });
+    expect(exported.code, exported.stderr).toBe(0);
+    expect(JSON.parse(exported.stdout)).toEqual(await readState(org));
+    const reset = await runCli(['state', 'reset', 'okta', '-c', file], { env: noToken });
+    expect(reset.code, reset.stderr).toBe(0);
+    for (const command of ['run', 'validate', 'check']) {
+      const result = await runCli([command, '-c', file], { env: noToken });
+      expect(result.code, command).toBe(2);
+      expect(result.stderr).toContain('environment variable OKTA_API_TOKEN is not set');
+    }
+  }, 60_000);
+
   it('resets a source to the config start_from by forgetting its state', async () => {
     org = await startOrg();
     const { file } = await writeConfig(org, { startFrom: '2026-01-02T03:04:05Z' });
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     expect((await runCli(['run', '--once', '-c', file], { env })).code).toBe(0);
     const reset = await runCli(['state', 'reset', 'okta', '-c', file], { env });
     expect(reset.code).toBe(0);
@@ -85,7 +103,7 @@ describe('oktail state', () => {
   it('refuses to import something that is not a checkpoint, and names unknown sources', async () => {
     org = await startOrg();
     const { file } = await writeConfig(org);
-    const env = { OKTA_API_TOKEN: org.token };
+    const env = org.env;
     const bad = join(org.dir, 'bad.json');
     await writeFile(bad, JSON.stringify({ version: 1, sources: { okta: { state: 'x' } }, sinks: {} }));
     const result = await runCli(['state', 'import', bad, '-c', file], { env });

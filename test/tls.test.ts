@@ -1,25 +1,22 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
+  HOUR,
+  ago,
   compareDelivery,
   readLines,
   runCli,
-  startOrg,
+  useOrg,
   writeConfig,
   type TestOrg,
 } from './support/harness.js';
 
 let org: TestOrg | undefined;
-afterEach(async () => {
-  await org?.stop();
-  org = undefined;
-});
-
-const HOUR = 3600_000;
+const startOrg = useOrg();
 
 async function check(tls: Record<string, unknown>) {
   const { file } = await writeConfig(org!, { tls });
-  return runCli(['check', '-c', file], { env: { OKTA_API_TOKEN: org!.token } });
+  return runCli(['check', '-c', file], { env: org!.env });
 }
 
 describe('TLS', () => {
@@ -27,7 +24,7 @@ describe('TLS', () => {
     org = await startOrg({ mtls: true });
     org.emulator.appendEvents(1200, { publishedStart: Date.now() - HOUR });
     const { file, out } = await writeConfig(org, {
-      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+      startFrom: ago(2 * HOUR),
       tls: {
         enabled: true,
         ca_file: org.files.caFile,
@@ -114,7 +111,7 @@ describe('oktail check', () => {
       file,
       (await readFile(file, 'utf8')).replace(/domain: ".*"/, 'domain: "no-such-org.invalid"'),
     );
-    const result = await runCli(['check', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['check', '-c', file], { env: org.env });
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/DNS: cannot resolve no-such-org\.invalid/);
   });
@@ -123,7 +120,7 @@ describe('oktail check', () => {
     org = await startOrg();
     const { file } = await writeConfig(org);
     await org.emulator.stop();
-    const result = await runCli(['check', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
+    const result = await runCli(['check', '-c', file], { env: org.env });
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/TCP: cannot connect to .*ECONNREFUSED/);
   });

@@ -1,7 +1,8 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import { loadConfig } from '../config/load.js';
 import { parseAddress, type Config, type LogFormat, type LogLevel } from '../config/schema.js';
-import { VERSION, buildPipeline } from '../pipeline/build.js';
+import { VERSION } from '../core/version.js';
+import { buildPipeline } from '../pipeline/build.js';
 import { DataDirLock } from '../pipeline/lock.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
 import { ApiServer } from '../telemetry/http-server.js';
@@ -33,7 +34,11 @@ export function runCommand() {
     .action(async (opts) => {
       const config = await loadConfig(opts.config);
       const { log, progress } = runLogging(config, opts);
-      process.exitCode = await runPipeline(config, log, { once: opts.once === true, progress });
+      process.exitCode = await runPipeline(config, log, {
+        once: opts.once === true,
+        progress,
+        configPath: opts.config,
+      });
     });
 }
 
@@ -79,7 +84,12 @@ export function readinessSources(config: Config): ReadinessSource[] {
 export async function runPipeline(
   config: Config,
   log: Logger,
-  options: { once: boolean; stdout?: NodeJS.WritableStream; progress?: ProgressTelemetry | null },
+  options: {
+    once: boolean;
+    stdout?: NodeJS.WritableStream;
+    progress?: ProgressTelemetry | null;
+    configPath?: string;
+  },
 ): Promise<number> {
   // Before the checkpoint is read: a second collector on the same data_dir would commit over this one.
   const lock = await DataDirLock.acquire(config.data_dir, 'run');
@@ -117,9 +127,15 @@ async function collect(
   config: Config,
   log: Logger,
   telemetry: TelemetrySink,
-  options: { once: boolean; stdout?: NodeJS.WritableStream },
+  options: { once: boolean; stdout?: NodeJS.WritableStream; configPath?: string },
 ): Promise<number> {
-  const built = await buildPipeline(config, { log, telemetry, once: options.once, stdout: options.stdout });
+  const built = await buildPipeline(config, {
+    log,
+    telemetry,
+    once: options.once,
+    stdout: options.stdout,
+    configPath: options.configPath,
+  });
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

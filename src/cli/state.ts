@@ -25,7 +25,8 @@ async function withState<T>(
   command: string,
   fn: (ctx: StateContext) => Promise<T>,
 ): Promise<T> {
-  const config = await loadConfig(configFile);
+  // State commands never contact Okta: they must work without the token's variable set.
+  const config = await loadConfig(configFile, process.env, { secrets: 'unresolved' });
   const lock = await DataDirLock.acquire(config.data_dir, command);
   try {
     const store = new FileCheckpointStore(config.data_dir);
@@ -177,7 +178,12 @@ export function stateCommand() {
           if (!cfg)
             throw usage(`--start-from needs source "${source}" in the config (its domain and script)`);
           // The collection script decides what a start looks like, exactly as a first run would.
-          const logic = await loadCollectionScript({ path: cfg.script ?? undefined });
+          const logic = await loadCollectionScript({
+            path: cfg.script ?? undefined,
+            log: (level, message) => {
+              if (level === 'warn' || level === 'error') process.stderr.write(`warning: ${message}\n`);
+            },
+          });
           const now = new Date().toISOString();
           try {
             from = new Date(startFrom).toISOString();

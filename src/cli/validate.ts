@@ -1,9 +1,10 @@
 import { Command } from '@commander-js/extra-typings';
 import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
 import { redactConfig } from '../config/redact.js';
-import { OktailError } from '../core/errors.js';
+import { OktailError, errorMessage } from '../core/errors.js';
 import { tlsSettings } from '../pipeline/build.js';
-import { checkCollectionScript } from '../script/index.js';
+import { checkCollectionScript, loadCollectionScript } from '../script/index.js';
 import { SINKS } from '../sinks/index.js';
 import { tlsConnectOptions, type SinkTlsConfig } from '../sinks/shared/config.js';
 import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
@@ -40,6 +41,8 @@ export function validateCommand() {
           else throw err;
         }
       }
+      const warnings = problems.length === 0 ? await startWarnings(config, problems) : [];
+      for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
       if (problems.length > 0) {
         process.stderr.write(
           `${opts.config} has ${problems.length} problem(s):\n${problems.map((p) => `  ${p}\n`).join('')}`,
@@ -59,4 +62,29 @@ export function validateCommand() {
       if (opts.print) process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
       process.exitCode = EXIT_OK;
     });
+}
+
+/**
+ * What the collection script says when it works out each source's first start (e.g. that `start_from`
+ * lies beyond Okta's retention and what it starts from instead), as a first run would log it.
+ */
+async function startWarnings(config: Config, problems: string[]): Promise<string[]> {
+  const warnings: string[] = [];
+  for (const [name, source] of Object.entries(config.sources)) {
+    if (source.start_from === undefined) continue;
+    const logic = await loadCollectionScript({
+      path: source.script ?? undefined,
+      log: (level, message) => {
+        if (level === 'warn' || level === 'error') warnings.push(`sources.${name}: ${message}`);
+      },
+    });
+    try {
+      await logic.initialState({ startFrom: source.start_from, now: new Date().toISOString() });
+    } catch (err) {
+      problems.push(`sources.${name}.start_from: ${errorMessage(err)}`);
+    } finally {
+      await logic.close();
+    }
+  }
+  return warnings;
 }

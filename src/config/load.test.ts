@@ -956,4 +956,19 @@ describe('loadConfig', () => {
 
     await expect(loadConfig(file, {})).rejects.toThrow(/OKTA_API_TOKEN is not set/);
   });
+
+  it('loads with secrets left unresolved for commands that never contact Okta', async () => {
+    const file = join(dir, 'oktail.yaml');
+    await writeFile(file, withSource());
+
+    const config = await loadConfig(file, {}, { secrets: 'unresolved' });
+    expect(config.sources.okta!.auth.token).toBe('${OKTA_API_TOKEN}');
+    expect(config.sources.okta!.domain).toBe('company.okta.com');
+    // Not even a set variable is read then: the token stays out of the process's config.
+    const set = await loadConfig(file, ENV, { secrets: 'unresolved' });
+    expect(set.sources.okta!.auth.token).toBe('${OKTA_API_TOKEN}');
+    // Every other value is still interpolated and validated.
+    await writeFile(file, withSource(['    interval_secs: ${INTERVAL}']));
+    await expect(loadConfig(file, {}, { secrets: 'unresolved' })).rejects.toThrow(/INTERVAL is not set/);
+  });
 });

@@ -27,17 +27,27 @@ export interface ParseOptions {
   baseDir: string;
   /** Shown with the problems; not read. */
   fileName?: string;
+  /**
+   * `unresolved`: secret values keep their `${VAR}` text, read from no variable, so commands that never
+   * contact Okta (`state ...`) load without the token set. Such a config must never reach a client.
+   * Default `required`.
+   */
+  secrets?: 'required' | 'unresolved';
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError listing every problem. */
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  options: Pick<ParseOptions, 'secrets'> = {},
+): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError([{ path: '', line: null, message: unreadable(file, err) }], file);
   }
-  return parseConfig(text, { env, baseDir: dirname(resolve(file)), fileName: file });
+  return parseConfig(text, { env, baseDir: dirname(resolve(file)), fileName: file, ...options });
 }
 
 function unreadable(file: string, err: unknown): string {
@@ -88,7 +98,7 @@ export function parseConfig(text: string, options: ParseOptions): Config {
     raw = undefined;
   }
   const isSecret = (path: readonly PathSegment[]) => fieldMarksAt(ConfigSchema, path, raw).secret;
-  const interpolation = interpolateDocument(doc, env, isSecret);
+  const interpolation = interpolateDocument(doc, env, isSecret, options.secrets ?? 'required');
   for (const { path, message } of interpolation.problems) add(path, message);
 
   let data: unknown;
@@ -287,6 +297,7 @@ function interpolateDocument(
   doc: Document,
   env: NodeJS.ProcessEnv,
   isSecret: (path: readonly PathSegment[]) => boolean,
+  secrets: 'required' | 'unresolved',
 ): DocumentInterpolation {
   const out: DocumentInterpolation = { problems: [], variables: new WeakMap(), secrets: new Set() };
   const visit = (node: unknown, path: PathSegment[]): void => {
@@ -295,7 +306,9 @@ function interpolateDocument(
     } else if (isSeq(node)) {
       node.items.forEach((item, index) => visit(item, [...path, index]));
     } else if (isScalar(node)) {
-      interpolateScalar(node, path, env, out, isSecret(path));
+      const secret = isSecret(path);
+      if (secrets === 'unresolved' && secret) return;
+      interpolateScalar(node, path, env, out, secret);
     }
   };
   visit(doc.contents, []);

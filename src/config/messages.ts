@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { PathSegment } from './errors.js';
+import { editDistance } from '../core/edit-distance.js';
 
 /** What the issue mapper may learn about the input; the loader decides what is safe to show. */
 export interface IssueContext {
@@ -133,25 +134,6 @@ export function issueToMessages(issue: Issue, ctx: IssueContext): PathedMessage[
 
 function lowerFirst(text: string): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
-}
-
-/** Edit distance where swapping two neighbouring letters counts as one slip, like a single typo. */
-function editDistance(a: string, b: string): number {
-  const rows: number[][] = [Array.from({ length: b.length + 1 }, (_, j) => j)];
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      const above = rows[i - 1] ?? [];
-      let best = Math.min((above[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (above[j - 1] ?? 0) + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        best = Math.min(best, (rows[i - 2]?.[j - 2] ?? 0) + 1);
-      }
-      row[j] = best;
-    }
-    rows.push(row);
-  }
-  return rows[a.length]?.[b.length] ?? 0;
 }
 
 /** The allowed key a typo most likely meant, if any is close enough to be a plausible slip. */

@@ -17,14 +17,10 @@ export type ErrorCode =
 
 export interface OktailErrorOptions {
   cause?: unknown;
-  /** A wait the failing party asked for (e.g. until a rate-limit window resets). */
-  retryAfterMs?: number;
 }
 
 /** The one error type the product throws on purpose. `retryable` tells the caller whether to try again. */
 export class OktailError extends Error {
-  readonly retryAfterMs: number | undefined;
-
   constructor(
     readonly code: ErrorCode,
     message: string,
@@ -33,7 +29,6 @@ export class OktailError extends Error {
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'OktailError';
-    this.retryAfterMs = options.retryAfterMs;
   }
 }
 

@@ -53,6 +53,8 @@ export interface SourceContext {
   shared<T>(key: string, make: () => T): T;
   /** Registers a release step (connections, script engines) run when the pipeline is torn down. */
   onClose(close: () => Promise<void>): void;
+  /** The config file as the user named it, quoted in recovery commands. */
+  configPath?: string;
 }
 
 /** A source type. Each source folder exports one; `src/sources/index.ts` lists them. */

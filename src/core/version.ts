@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 
+/** The package's version, for `--version` and the User-Agent; a leaf module so reading it loads nothing else. */
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
 ).version;

@@ -58,8 +58,11 @@ export interface EmulatorAddress {
 }
 
 export type Fault =
-  /** An Okta-style error response with this status; 429 also shows `Remaining: 0` and the real reset. */
-  | { kind: 'status'; status: number; errorCode?: string }
+  /**
+   * An Okta-style error response with this status; 429 also shows `Remaining: 0` and the real reset.
+   * `errorCauses` become the body's `errorCauses[].errorSummary`, as Okta details a 400.
+   */
+  | { kind: 'status'; status: number; errorCode?: string; errorCauses?: string[] }
   /** The connection is destroyed without any response. */
   | { kind: 'reset' }
   /** Headers announce the full Content-Length, half the body follows, then the connection is destroyed. */
@@ -78,6 +81,18 @@ export type Fault =
   | { kind: 'empty-page' };
 
 export type FaultKind = Fault['kind'];
+
+/** Requests held by `holdFrom`, for a test to release one by one. */
+export interface RequestHold {
+  /** Requests held so far (released ones included). */
+  held(): number;
+  /** Resolves once `count` requests have been held; rejects after `timeoutMs` (default 60 s). */
+  arrived(count: number, timeoutMs?: number): Promise<void>;
+  /** Lets the oldest held request be answered. */
+  releaseOne(): void;
+  /** Releases every held request and holds no more. */
+  end(): void;
+}
 
 export interface RandomFaultOptions {
   /** Chance that a request without a queued fault gets one. */
@@ -263,6 +278,14 @@ export class OktaEmulator {
 
   private log: RequestLogEntry[] = [];
   private counters = OktaEmulator.emptyStats();
+  private gate: {
+    from: number;
+    to: number;
+    seen: number;
+    held: (() => void)[];
+    arrived: number;
+    waiters: (() => void)[];
+  } | null = null;
 
   constructor(options: EmulatorOptions) {
     const host = options.host ?? '127.0.0.1';
@@ -465,6 +488,76 @@ export class OktaEmulator {
     return undefined;
   }
 
+  // ---------------------------------------------------------------- holding requests
+
+  /**
+   * Holds the `nth` request from now (1 = the next one) and the `count - 1` after it (default: every
+   * one after it), unanswered, until the test releases them. A client waiting for a held answer is at a
+   * known point of its work whatever the machine's speed: tests act on that instead of on a timer.
+   */
+  holdFrom(nth: number, count = Infinity): RequestHold {
+    this.releaseHeld();
+    const gate = {
+      from: nth,
+      to: nth + count,
+      seen: 0,
+      held: [] as (() => void)[],
+      arrived: 0,
+      waiters: [] as (() => void)[],
+    };
+    this.gate = gate;
+    return {
+      held: () => gate.arrived,
+      arrived: async (wanted, timeoutMs = 60_000) => {
+        if (gate.arrived >= wanted) return;
+        await new Promise<void>((resolve, reject) => {
+          const timer = setTimeout(
+            () =>
+              reject(
+                new Error(
+                  `${wanted} held requests did not arrive within ${timeoutMs} ms (${gate.arrived} did)`,
+                ),
+              ),
+            timeoutMs,
+          );
+          const check = (): void => {
+            if (gate.arrived < wanted) return;
+            clearTimeout(timer);
+            gate.waiters = gate.waiters.filter((w) => w !== check);
+            resolve();
+          };
+          gate.waiters.push(check);
+        });
+      },
+      releaseOne: () => gate.held.shift()?.(),
+      end: () => {
+        if (this.gate === gate) this.releaseHeld();
+      },
+    };
+  }
+
+  private releaseHeld(): void {
+    const gate = this.gate;
+    this.gate = null;
+    for (const release of gate?.held.splice(0) ?? []) release();
+  }
+
+  /** Resolves at once unless a hold covers this request; then when the test releases it. */
+  private async passGate(): Promise<void> {
+    const gate = this.gate;
+    if (gate === null) return;
+    gate.seen++;
+    if (gate.seen < gate.from || gate.seen >= gate.to) return;
+    const signal = this.lifetime.signal;
+    await new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(new Error('stopped'));
+      signal.addEventListener('abort', () => reject(new Error('stopped')), { once: true });
+      gate.held.push(resolve);
+      gate.arrived++;
+      for (const waiter of [...gate.waiters]) waiter();
+    });
+  }
+
   // ---------------------------------------------------------------- observability
 
   /** The most recent requests (up to 100,000), oldest first. */
@@ -530,6 +623,7 @@ export class OktaEmulator {
     entry.query = Object.fromEntries(url.searchParams);
 
     try {
+      await this.passGate();
       await this.sleep(this.latencyMs);
       await this.respond(req, res, url, entry, overConcurrency);
     } catch (err) {
@@ -590,7 +684,8 @@ export class OktaEmulator {
       case 'status': {
         const code = fault.errorCode ?? CODE_FOR_STATUS[fault.status] ?? 'E0000009';
         const override = fault.status === 429 ? { ...this.bucket(), remaining: 0 } : undefined;
-        this.sendJson(res, entry, fault.status, this.errorBody(code), {}, override);
+        const causes = fault.errorCauses?.map((errorSummary) => ({ errorSummary }));
+        this.sendJson(res, entry, fault.status, this.errorBody(code, undefined, causes), {}, override);
         return;
       }
       case 'delay':

@@ -1,5 +1,6 @@
 import type { Config, SinkConfig, SourceConfig } from '../config/schema.js';
 import { OktailError } from '../core/errors.js';
+import { VERSION } from '../core/version.js';
 import type { Sink } from '../core/sink.js';
 import type { SinkContext, SinkRegistration, SourceContext, SourceRegistration } from '../core/registry.js';
 import { SINKS } from '../sinks/index.js';
@@ -19,6 +20,8 @@ export interface BuildOptions {
   stdout?: NodeJS.WritableStream;
   /** The config file's directory (paths in the config are already resolved against it). */
   configDir?: string;
+  /** The config file as the user named it, quoted in recovery commands. */
+  configPath?: string;
 }
 
 export interface BuiltPipeline {
@@ -51,6 +54,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
         return shared.get(key) as T;
       },
       onClose: (c) => closers.push(c),
+      configPath: options.configPath,
     };
     const sources: PipelineSource[] = [];
     for (const [name, cfg] of Object.entries(config.sources)) {

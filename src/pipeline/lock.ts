@@ -132,12 +132,6 @@ export function parseHolder(text: string): LockHolder | null {
   }
 }
 
-/** The lock file's holder, if any, without taking anything: for messages and `state show`. */
-export async function readLockHolder(dataDir: string): Promise<LockHolder | null> {
-  const found = await readOrNull(join(resolve(dataDir), LOCK_FILE));
-  return found === null ? null : parseHolder(found.text);
-}
-
 /** Whether the process a lock names still runs. Errs towards "alive": a wrong "dead" means two writers. */
 export function holderAlive(holder: LockHolder, lockPath: string): boolean {
   const boot = bootId();

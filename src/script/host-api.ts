@@ -79,8 +79,9 @@ function daysInMonth(year: number, month: number): number {
   return [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
 
-export const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
-export type ScriptLogLevel = (typeof LOG_LEVELS)[number];
+/** The levels `log()` accepts from a script: a subset of the config's `log.level` values. */
+export const SCRIPT_LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const;
+export type ScriptLogLevel = (typeof SCRIPT_LOG_LEVELS)[number];
 
 /** Log lines one hook call may write; the rest are counted and reported once, so a loop cannot flood logs. */
 export const MAX_LOG_LINES_PER_CALL = 20;

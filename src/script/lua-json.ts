@@ -12,7 +12,7 @@ import {
 import type { LuaRuntime } from './lua-runtime.js';
 
 /** Deeper than any Okta event; also what stops a table that contains itself. */
-export const MAX_DEPTH = 64;
+export const MAX_TABLE_DEPTH = 64;
 
 /** A value that cannot cross between JSON and Lua; `path` says where (e.g. `actor.id`). */
 export class ConversionError extends Error {
@@ -70,7 +70,8 @@ export class JsonBridge {
       else api._lua_pushlightuserdata(L, 0);
       return;
     }
-    if (depth >= MAX_DEPTH) throw new ConversionError(`nested more than ${MAX_DEPTH} levels deep`);
+    if (depth >= MAX_TABLE_DEPTH)
+      throw new ConversionError(`nested more than ${MAX_TABLE_DEPTH} levels deep`);
     if (api._lua_checkstack(L, 4) === 0) throw new ConversionError('Lua stack overflow');
     if (Array.isArray(value)) {
       api._lua_createtable(L, value.length, 0);
@@ -171,8 +172,10 @@ export class JsonBridge {
     depth: number,
   ): JsonValue {
     const api = this.runtime.api;
-    if (depth >= MAX_DEPTH) {
-      throw new ConversionError(`nested more than ${MAX_DEPTH} levels deep (does a table contain itself?)`);
+    if (depth >= MAX_TABLE_DEPTH) {
+      throw new ConversionError(
+        `nested more than ${MAX_TABLE_DEPTH} levels deep (does a table contain itself?)`,
+      );
     }
     if (api._lua_checkstack(L, 4) === 0) throw new ConversionError('Lua stack overflow');
     const marked = this.isArrayMarked(L, index);

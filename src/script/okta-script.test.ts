@@ -68,6 +68,25 @@ describe('built-in okta.lua', () => {
       });
     });
 
+    it('says so when it moves start_from forward, with the effective start', async () => {
+      const lines: [string, string][] = [];
+      const logged = await loadCollectionScript({ log: (level, message) => lines.push([level, message]) });
+      try {
+        await logged.initialState({ startFrom: '2025-03-03T12:00:00.000Z', now: NOW });
+        expect(lines).toEqual([]);
+        await logged.initialState({ startFrom: '2024-01-01T00:00:00Z', now: NOW });
+        expect(lines).toEqual([
+          [
+            'warn',
+            'start_from 2024-01-01T00:00:00Z is older than the 90 days Okta keeps; ' +
+              'starting from 2025-03-03T12:00:00.000Z instead',
+          ],
+        ]);
+      } finally {
+        await logged.close();
+      }
+    });
+
     it('keeps a start_from exactly 90 days back', async () => {
       expect(await logic.initialState({ startFrom: '2025-03-03T12:00:00.000Z', now: NOW })).toEqual({
         since: '2025-03-03T12:00:00.000Z',

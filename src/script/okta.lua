@@ -27,8 +27,13 @@ function initial_state(ctx)
     if parsed == nil then error("start_from: " .. err, 0) end
     since_ms = parsed
   end
-  -- Decided once, here: clamping at every cycle would keep sliding the start forward.
-  if since_ms < now_ms - RETENTION_MS then since_ms = now_ms - RETENTION_MS end
+  -- Decided once, here: clamping at every cycle would keep sliding the start forward. Said out loud: the
+  -- operator asked for events that no longer exist.
+  if since_ms < now_ms - RETENTION_MS then
+    since_ms = now_ms - RETENTION_MS
+    log("warn", "start_from " .. ctx.start_from .. " is older than the 90 days Okta keeps; starting from "
+      .. format_time(since_ms) .. " instead")
+  end
   return { since = format_time(since_ms) }
 end
 

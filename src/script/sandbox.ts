@@ -2,7 +2,7 @@ import { OktailError, errorMessage } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
 import {
   formatIsoTime,
-  LOG_LEVELS,
+  SCRIPT_LOG_LEVELS,
   MAX_LOG_LINES_PER_CALL,
   MAX_LOG_MESSAGE,
   parseIsoTime,
@@ -522,8 +522,10 @@ export class ScriptSandbox {
     checkType(this.runtime, L, 1, 'log', LUA_TSTRING);
     checkType(this.runtime, L, 2, 'log', LUA_TSTRING, LUA_TNUMBER);
     const level = this.runtime.readString(L, 1);
-    if (!(LOG_LEVELS as readonly string[]).includes(level)) {
-      throw new LuaArgumentError(`bad argument #1 to 'log' (one of ${LOG_LEVELS.join(', ')} expected)`);
+    if (!(SCRIPT_LOG_LEVELS as readonly string[]).includes(level)) {
+      throw new LuaArgumentError(
+        `bad argument #1 to 'log' (one of ${SCRIPT_LOG_LEVELS.join(', ')} expected)`,
+      );
     }
     if (this.logLines >= MAX_LOG_LINES_PER_CALL) {
       this.logDropped++;

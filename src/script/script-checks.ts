@@ -1,5 +1,6 @@
 import { OktailError } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
+import { editDistance } from '../core/edit-distance.js';
 import type { ScriptSandbox } from './sandbox.js';
 
 /** Global functions every collection script defines. */
@@ -52,22 +53,6 @@ function looksLike(candidate: string, hook: string): boolean {
   const a = candidate.toLowerCase().replace(/_/g, '');
   const b = hook.toLowerCase().replace(/_/g, '');
   return a === b || editDistance(a, b) <= 2;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j]! + 1,
-        current[j - 1]! + 1,
-        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }
 
 export function isObject(value: JsonValue | undefined): value is JsonObject {

@@ -79,6 +79,15 @@ describe('ProgressTelemetry on a terminal', () => {
   let progress: ProgressTelemetry | undefined;
   afterEach(() => progress?.stop());
 
+  /** Waits until the redraw timer has drawn `text` `times` times (a busy machine delays its ticks). */
+  async function redrawn(term: FakeTerminal, text: string, times: number) {
+    const deadline = Date.now() + 10_000;
+    while (term.written.split(text).length - 1 < times) {
+      if (Date.now() > deadline) throw new Error(`${text} was not drawn ${times} times`);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  }
+
   function setup(now: { t: number }) {
     const term = new FakeTerminal();
     progress = new ProgressTelemetry({ stream: term, now: () => now.t, redrawMs: 10, minLagMs: 60_000 });
@@ -123,7 +132,7 @@ describe('ProgressTelemetry on a terminal', () => {
     deliver(p, 1000, now.t - HOUR);
     now.t += 1000;
     deliver(p, 1000, now.t - HOUR + 60_000);
-    await new Promise((r) => setTimeout(r, 40));
+    await redrawn(term, 'okta: at ', 2);
     expect(term.written).toContain('okta: at ');
     expect(term.written).not.toContain('\n');
     // Each redraw first returns to the start of the line and clears it.
@@ -139,7 +148,7 @@ describe('ProgressTelemetry on a terminal', () => {
     deliver(p, 1000, now.t - HOUR);
     now.t += 1000;
     deliver(p, 1000, now.t - HOUR + 60_000);
-    await new Promise((r) => setTimeout(r, 40));
+    await redrawn(term, 'okta: at ', 1);
     term.written = '';
     p.logDestination().write('a log line\n');
     expect(term.written.startsWith('\r\x1b[Ja log line\nokta: at ')).toBe(true);
@@ -164,7 +173,7 @@ describe('ProgressTelemetry on a terminal', () => {
         newestPublished: new Date(now.t - HOUR).toISOString(),
       });
     }
-    await new Promise((r) => setTimeout(r, 40));
+    await redrawn(term, 'b: at ', 1);
     expect(term.written).toMatch(/a: at .*\nb: at /);
     term.written = '';
     p.stop();

@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterEach } from 'vitest';
 import { OktaEmulator, type EmulatorOptions } from '../../src/emulator/emulator.js';
 import type { EventRecord } from '../../src/emulator/events.js';
 import {
@@ -19,6 +20,11 @@ export const CLI = join(ROOT, 'bin', 'oktail.js');
 /** Every value that must never show up in output, logs or state files. */
 export const secrets = new Set<string>();
 
+export const HOUR = 3600_000;
+
+/** An ISO 8601 instant `ms` before now. */
+export const ago = (ms: number): string => new Date(Date.now() - ms).toISOString();
+
 export interface TestOrg {
   emulator: OktaEmulator;
   pki: TestPki;
@@ -27,6 +33,8 @@ export interface TestOrg {
   domain: string;
   origin: string;
   dir: string;
+  /** The environment a config from `writeConfig` needs: `OKTA_API_TOKEN`. */
+  env: Record<string, string>;
   stop(): Promise<void>;
 }
 
@@ -51,10 +59,41 @@ export async function startOrg(
     domain: address.domain,
     origin: address.origin,
     dir,
+    env: { OKTA_API_TOKEN: token },
     async stop() {
       await emulator.stop();
       await rm(dir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * For a test file: returns `startOrg`, with every org it started stopped (and its folder removed)
+ * after each test, whether the test passed or not.
+ */
+export function useOrg(): typeof startOrg {
+  const started: TestOrg[] = [];
+  afterEach(async () => {
+    for (const org of started.splice(0)) await org.stop();
+  });
+  return async (options) => {
+    const org = await startOrg(options);
+    started.push(org);
+    return org;
+  };
+}
+
+/** Child processes a test spawned, SIGKILLed after each test if they still run. */
+export function useChildren(): (child: ChildProcess) => ChildProcess {
+  const children: ChildProcess[] = [];
+  afterEach(() => {
+    for (const child of children.splice(0)) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+  return (child) => {
+    children.push(child);
+    return child;
   };
 }
 
@@ -128,10 +167,13 @@ export function assertNoSecret(text: string, where: string): void {
   }
 }
 
-export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+/** `env` adds to the test's environment; a variable given as undefined is removed from it. */
+export function spawnCli(args: string[], env: Record<string, string | undefined> = {}): ChildProcess {
   return spawn(process.execPath, [CLI, ...args], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: Object.fromEntries<string>(
+      Object.entries({ ...process.env, ...env }).filter((e): e is [string, string] => e[1] !== undefined),
+    ),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }
@@ -139,7 +181,7 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
 /** Runs the CLI to completion (or kills it after `timeoutMs`); output is checked for secrets. */
 export async function runCli(
   args: string[],
-  options: { env?: Record<string, string>; timeoutMs?: number } = {},
+  options: { env?: Record<string, string | undefined>; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   const started = performance.now();
   const child = spawnCli(args, options.env);
@@ -213,4 +255,75 @@ export async function readState(org: TestOrg): Promise<{
   return JSON.parse(text) as never;
 }
 
+/** Lines of a file sink the checkpoint covers (0 before the first commit). */
+export async function committedLines(org: TestOrg, sink: string, path: string): Promise<number> {
+  const length = (await readState(org).catch(() => null))?.sinks[sink]?.length ?? 0;
+  const bytes = (await readFile(path).catch(() => Buffer.alloc(0))).subarray(0, length);
+  let lines = 0;
+  for (let at = bytes.indexOf(10); at !== -1; at = bytes.indexOf(10, at + 1)) lines++;
+  return lines;
+}
+
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `condition` until it holds; fails with `what` after `timeoutMs` (generous: a busy machine is slow). */
+export async function until(condition: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await condition())) {
+    if (performance.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/**
+ * Where in a collector's progress `runKilledAt` SIGKILLs it: while its nth request waits for the answer,
+ * as soon as the page that answer carries starts reaching the sink file, or once that page is committed
+ * (the next request went out).
+ */
+export type KillPoint = 'in-flight' | 'writing' | 'committed';
+export const KILL_POINTS: readonly KillPoint[] = ['in-flight', 'writing', 'committed'];
+
+/**
+ * Runs the CLI and SIGKILLs it at `point` of its `nth` request (counted from its start). The kill instant
+ * follows the collector's progress, not a timer, so it happens on any machine speed. The caller keeps
+ * more than `nth` full pages of backlog ahead of the checkpoint: the run can then neither end nor wait
+ * for anything but the held answers before the kill.
+ */
+export async function runKilledAt(
+  org: TestOrg,
+  args: string[],
+  options: { nth: number; point: KillPoint; sinkFile: string },
+): Promise<CliResult> {
+  const hold = org.emulator.holdFrom(options.nth);
+  const child = spawnCli(args, org.env);
+  const done = collect(child, performance.now(), 120_000);
+  let exited = false;
+  void done.then(
+    () => (exited = true),
+    () => (exited = true),
+  );
+  const reached = async (held: number): Promise<boolean> => {
+    if (exited) throw new Error(`The collector exited before its request ${options.nth + held - 1}`);
+    return hold.held() >= held;
+  };
+  const size = async () => (await stat(options.sinkFile).catch(() => null))?.size ?? 0;
+  try {
+    await until(() => reached(1), `request ${options.nth}`, 60_000);
+    if (options.point !== 'in-flight') {
+      const before = await size();
+      hold.releaseOne();
+      if (options.point === 'writing') {
+        // A failed answer writes nothing: its retry (the next request) is then the point instead.
+        await until(async () => (await reached(2)) || (await size()) > before, 'the page reaching the file');
+      } else {
+        await until(() => reached(2), `request ${options.nth + 1}`, 60_000);
+      }
+    }
+    child.kill('SIGKILL');
+    return await done;
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await done.catch(() => undefined);
+    hold.end();
+  }
+}

@@ -33,13 +33,6 @@ export interface FetchedPage {
   ms: number;
 }
 
-/** Narrow seam so the source can be driven by the real client or a test double. */
-export interface PageFetcher {
-  readonly origin: string;
-  fetch(url: URL, signal: AbortSignal): Promise<FetchedPage>;
-  close(): Promise<void>;
-}
-
 const MAX_ERROR_BODY = 64 * 1024;
 
 /**
@@ -47,7 +40,7 @@ const MAX_ERROR_BODY = 64 * 1024;
  * never puts it in an error. Every non-200 answer becomes an OktailError classified per the product's
  * error table, so callers decide only "retry" or "halt".
  */
-export class OktaHttpClient implements PageFetcher {
+export class OktaHttpClient {
   readonly origin: string;
   readonly #dispatcher: Dispatcher;
   readonly #authHeader: string;
@@ -183,6 +176,8 @@ export interface OktaErrorBody {
   errorCode?: string;
   errorSummary?: string;
   errorId?: string;
+  /** Each `errorCauses[].errorSummary`: for a 400, usually the part that says which parameter is wrong. */
+  errorCauses?: string[];
 }
 
 export function parseOktaError(body: Buffer): OktaErrorBody {
@@ -191,7 +186,18 @@ export function parseOktaError(body: Buffer): OktaErrorBody {
     if (parsed === null || typeof parsed !== 'object') return {};
     const o = parsed as Record<string, unknown>;
     const str = (v: unknown) => (typeof v === 'string' ? v.slice(0, 500) : undefined);
-    return { errorCode: str(o.errorCode), errorSummary: str(o.errorSummary), errorId: str(o.errorId) };
+    const causes = Array.isArray(o.errorCauses)
+      ? o.errorCauses
+          .slice(0, 10)
+          .map((c: unknown) => str((c as Record<string, unknown> | null)?.errorSummary))
+          .filter((c): c is string => c !== undefined && c !== '')
+      : [];
+    return {
+      errorCode: str(o.errorCode),
+      errorSummary: str(o.errorSummary),
+      errorId: str(o.errorId),
+      ...(causes.length > 0 ? { errorCauses: causes } : {}),
+    };
   } catch {
     return {};
   }
@@ -201,6 +207,7 @@ function withOktaDetails(message: string, body: OktaErrorBody): string {
   const parts: string[] = [];
   if (body.errorCode) parts.push(`errorCode=${body.errorCode}`);
   if (body.errorSummary) parts.push(`errorSummary=${JSON.stringify(body.errorSummary)}`);
+  if (body.errorCauses) parts.push(`errorCauses=${JSON.stringify(body.errorCauses)}`);
   if (body.errorId) parts.push(`errorId=${body.errorId}`);
   return parts.length === 0 ? message : `${message} (${parts.join(', ')})`;
 }

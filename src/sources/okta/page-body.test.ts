@@ -4,7 +4,7 @@ import { isOktailError, OktailError } from '../../core/errors.js';
 import type { JsonObject } from '../../core/json.js';
 import {
   eventRef,
-  MAX_DEPTH,
+  MAX_PAGE_DEPTH,
   parseEvent,
   renderNdjson,
   renderObjects,
@@ -208,8 +208,10 @@ describe('scanPage', () => {
   it('accepts nesting up to the depth limit and rejects deeper nesting', () => {
     // The page's array and the event are two levels; the rest is nested inside the event.
     const nested = (levels: number) => `[{"a":${'['.repeat(levels)}${']'.repeat(levels)}}]`;
-    expect(scanPage(page(nested(MAX_DEPTH - 2))).count).toBe(1);
-    expect(rejection(nested(MAX_DEPTH - 1)).message).toMatch(/nesting deeper than 512 levels at byte \d+/);
+    expect(scanPage(page(nested(MAX_PAGE_DEPTH - 2))).count).toBe(1);
+    expect(rejection(nested(MAX_PAGE_DEPTH - 1)).message).toMatch(
+      /nesting deeper than 512 levels at byte \d+/,
+    );
     expect(rejection(`[{"a":${'{"a":'.repeat(5000)}1${'}'.repeat(5000)}}]`).message).toMatch(
       /nesting deeper/,
     );

@@ -41,7 +41,7 @@ export interface EventSpans {
 }
 
 /** JSON allows unbounded nesting; a bound keeps a hostile or corrupt body from costing without limit. */
-export const MAX_DEPTH = 512;
+export const MAX_PAGE_DEPTH = 512;
 
 // Offsets are kept in a Uint32Array: 4 GiB is far beyond any page Okta sends (1000 events ~ 2 MB).
 const MAX_BODY_BYTES = 0xffff_ffff;
@@ -274,7 +274,7 @@ export function scanPage(body: Buffer): EventSpans {
   let flags = new Uint8Array(capacity);
   let keyMasks = new Uint32Array(capacity);
   let count = 0;
-  const stack = new Uint8Array(MAX_DEPTH + 1);
+  const stack = new Uint8Array(MAX_PAGE_DEPTH + 1);
 
   pos = skipWhitespace(b, pos, len);
   if (pos >= len) truncated(len);
@@ -326,7 +326,8 @@ export function scanPage(body: Buffer): EventSpans {
           const r = skipString(b, pos, len);
           pos = r < 0 ? ~r : r;
         } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-          if (depth === MAX_DEPTH) throw notEvents(`nesting deeper than ${MAX_DEPTH} levels at byte ${pos}`);
+          if (depth === MAX_PAGE_DEPTH)
+            throw notEvents(`nesting deeper than ${MAX_PAGE_DEPTH} levels at byte ${pos}`);
           pos = skipWhitespace(b, pos + 1, len);
           if (c === OPEN_BRACE) {
             if (b[pos] === CLOSE_BRACE) {

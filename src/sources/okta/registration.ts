@@ -72,6 +72,7 @@ async function createOktaSource(
     limiter,
     logic,
     telemetry: context.telemetry,
+    configPath: context.configPath,
     retry: {
       initialBackoffMs: cfg.retry.initial_backoff_ms,
       maxBackoffMs: cfg.retry.max_backoff_secs * 1000,

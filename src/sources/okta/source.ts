@@ -10,6 +10,7 @@ import { eventRef, parseEvent, renderNdjson, renderObjects, scanPage, type Event
 import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
 import { sleep } from '../../core/async.js';
 import type { RateLimiter } from './rate-limiter.js';
+import { withRecoveryCommand } from './recovery.js';
 
 export interface RetrySettings {
   initialBackoffMs: number;
@@ -24,6 +25,8 @@ export interface OktaSourceOptions {
   telemetry: TelemetrySink;
   retry: RetrySettings;
   random?: () => number;
+  /** The config file as the user named it, for the recovery command in a halt message. */
+  configPath?: string;
 }
 
 /** One page ready for delivery, with the state to commit once every sink has it. */
@@ -62,7 +65,9 @@ export class OktaSource {
     const { client, logic } = this.#o;
     let url: URL | null = client.resolve(await logic.cycleRequest(state));
     while (url !== null) {
-      const { page, spans } = await this.#fetchPage(url, signal);
+      const { page, spans } = await this.#fetchPage(url, signal).catch((err: unknown) => {
+        throw withRecoveryCommand(err, this.name, state, this.#o.configPath);
+      });
       const meta = pageMeta(page, spans);
       const decision = await logic.afterPage(state, meta);
       // Checked before delivery: a next link to another origin halts the source at a position a restart
