@@ -139,8 +139,7 @@ export class PostgresDriver implements SinkDriver {
     let client: pg.PoolClient | undefined;
     const abort = () => {
       // Ending the connection cancels the statement; its transaction rolls back on the server.
-      const c = client as (pg.PoolClient & { connection?: { stream?: { destroy(): void } } }) | undefined;
-      c?.connection?.stream?.destroy();
+      client?.connection.stream.destroy();
     };
     signal.addEventListener('abort', abort, { once: true });
     try {

@@ -142,7 +142,9 @@ export class SyslogDriver implements SinkDriver {
     const conn: Connection = { socket, broken: null };
     socket.setNoDelay(true);
     socket.setKeepAlive(true, 30_000);
-    socket.on('error', (err) => (conn.broken ??= err));
+    socket.on('error', (err: Error) => {
+      conn.broken ??= err;
+    });
     // A receiver that closes its side will reset whatever we send next; nothing written after this counts.
     socket.on('end', () => (conn.broken ??= new Error('the receiver closed the connection')));
     socket.on('close', () => (conn.broken ??= new Error('the connection closed')));
