@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { SINKS } from '../sinks/index.js';
 
 /*
  * The configuration contract. Key names follow Vector's okta source so that people moving between the
@@ -417,27 +418,14 @@ export const OktaSourceSchema = z
 
 export const SourceSchema = z.discriminatedUnion('type', [OktaSourceSchema]);
 
-const Inputs = z
-  .array(z.string().min(1, 'must not be empty'))
-  .min(1, 'must list at least one source')
-  .describe('Names of the sources whose events this sink receives.');
+/** Every sink type's config, from the registry list in src/sinks/index.ts. */
+export type SinkConfig = z.output<(typeof SINKS)[number]['schema']>;
 
-export const FileSinkSchema = z
-  .strictObject({
-    type: z.literal('file').describe('Sink kind.'),
-    inputs: Inputs,
-    path: FilePath.describe('NDJSON file to append events to. Relative to the config file.'),
-  })
-  .describe('Appends events as NDJSON lines to a file.');
-
-export const StdoutSinkSchema = z
-  .strictObject({
-    type: z.literal('stdout').describe('Sink kind.'),
-    inputs: Inputs,
-  })
-  .describe('Writes events as NDJSON lines to standard output.');
-
-export const SinkSchema = z.discriminatedUnion('type', [FileSinkSchema, StdoutSinkSchema]);
+// The registry's schemas are typed by their output only; the union is built from the list at runtime.
+export const SinkSchema = z.discriminatedUnion(
+  'type',
+  SINKS.map((s) => s.schema) as unknown as [z.ZodObject, ...z.ZodObject[]],
+) as unknown as z.ZodType<SinkConfig, unknown>;
 
 export const ConfigSchema = z
   .strictObject({
@@ -467,9 +455,6 @@ export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
 export type OktaSourceConfig = z.output<typeof OktaSourceSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
-export type FileSinkConfig = z.output<typeof FileSinkSchema>;
-export type StdoutSinkConfig = z.output<typeof StdoutSinkSchema>;
-export type SinkConfig = z.output<typeof SinkSchema>;
 /** The validated configuration: defaults filled in, relative paths resolved against the config file. */
 export type Config = z.output<typeof ConfigSchema>;
 /** What a config file may contain (before defaults). */

@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
-import type { Batch, Sink, SinkCheckpoint, WriteResult } from '../core/sink.js';
+import { batchFromNdjson } from '../core/event-batch.js';
+import type { EventBatch, Sink, SinkCheckpoint, WriteResult } from '../core/sink.js';
 import type { SourcePage } from '../sources/okta/source.js';
 import { silentLogger } from '../telemetry/logger.js';
 import { LogTelemetry } from '../telemetry/telemetry.js';
@@ -14,6 +15,7 @@ import { Pipeline, type PipelineSource } from './pipeline.js';
 
 /** In-memory sink for unit tests: scripted answers, records what it accepted. */
 class MemorySink implements Sink {
+  readonly kind = 'positional' as const;
   readonly guarantee = 'exactly-once' as const;
   readonly accepted: string[] = [];
   writes = 0;
@@ -23,10 +25,10 @@ class MemorySink implements Sink {
     private readonly answers: WriteResult['kind'][] = [],
   ) {}
   async open(): Promise<void> {}
-  async write(batch: Batch): Promise<WriteResult> {
+  async write(batch: EventBatch): Promise<WriteResult> {
     const answer = this.answers[this.writes++] ?? 'ok';
     if (answer === 'ok') {
-      this.accepted.push(batch.ndjson.toString());
+      this.accepted.push(batch.data.toString());
       return { kind: 'ok' };
     }
     const error = new Error(`${answer} #${this.writes}`);
@@ -49,9 +51,8 @@ const logic: CollectionLogic = {
 
 function page(n: number, events = 1): SourcePage {
   return {
-    batch: { source: 'okta', events, ndjson: Buffer.from(`{"n":${n}}\n`) },
+    batch: batchFromNdjson('okta', 'acme.okta.com', Buffer.from(events > 0 ? `{"n":${n}}\n` : '')),
     state: { next: `cursor-${n}` },
-    received: events,
     newestPublished: null,
   };
 }

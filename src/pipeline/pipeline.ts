@@ -4,7 +4,7 @@ import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
 import type { OktaSource, SourcePage } from '../sources/okta/source.js';
-import { sleep } from '../sources/okta/rate-limiter.js';
+import { sleep } from '../core/async.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TelemetrySink } from '../telemetry/telemetry.js';
 
@@ -76,7 +76,7 @@ export class Pipeline {
     const checkpoint = await store.load();
     this.#checkpoint = checkpoint;
     try {
-      for (const sink of sinks) await sink.open(checkpoint.sinks[sink.name]);
+      for (const sink of sinks) await sink.open(checkpoint.sinks[sink.name], signal);
       for (const src of sources) await this.#initialise(src, checkpoint);
       // Records the starting states and every sink's position before the first request, so a crash
       // before the first page can neither move a "now" start nor keep bytes no checkpoint covers.
@@ -133,7 +133,7 @@ export class Pipeline {
         for await (const page of src.source.cycle(state, signal)) {
           await this.#deliver(src, page, signal);
           pages++;
-          events += page.batch.events;
+          events += page.batch.count;
           newest = page.newestPublished ?? newest;
         }
         telemetry.cycleFinished({
@@ -179,16 +179,16 @@ export class Pipeline {
       const sinks = this.#sinksBySource.get(src.name) ?? [];
       const cp = this.#checkpoint!;
       const current = cp.sources[src.name];
-      if (page.batch.events === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
-      if (page.batch.events > 0) {
+      if (page.batch.count === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
+      if (page.batch.count > 0) {
         for (const sink of sinks) {
           await this.#write(sink, page, signal);
           wrote = true;
         }
         this.#o.telemetry.batchDelivered({
           source: src.name,
-          events: page.batch.events,
-          bytes: page.batch.ndjson.length,
+          events: page.batch.count,
+          bytes: page.batch.data.length,
           sinks: sinks.map((s) => s.name),
           newestPublished: page.newestPublished,
         });
@@ -220,7 +220,7 @@ export class Pipeline {
 
   async #write(sink: Sink, page: SourcePage, signal: AbortSignal): Promise<void> {
     for (;;) {
-      const result = await sink.write(page.batch);
+      const result = await sink.write(page.batch, signal);
       if (result.kind === 'ok') return;
       if (result.kind === 'fatal') {
         throw new OktailError(
