@@ -95,7 +95,7 @@ export class PostgresDriver implements SinkDriver {
     this.#o = options;
     this.#insert = insertSql(options.table);
     this.#pool = new pg.Pool({
-      connectionString: options.url,
+      connectionString: options.tls ? withoutSslParams(options.url) : options.url,
       ...(options.tls ? { ssl: options.tls } : {}),
       max: options.connections,
       application_name: 'oktail',
@@ -282,3 +282,17 @@ export class PostgresDriver implements SinkDriver {
 }
 
 class ShapeError extends Error {}
+
+/**
+ * The URL without its ssl* query parameters: the pg driver lets the URL's override the `ssl` option, and
+ * when `tls` is configured it must be what applies.
+ */
+export function withoutSslParams(url: string): string {
+  try {
+    const u = new URL(url);
+    for (const key of [...u.searchParams.keys()]) if (key.startsWith('ssl')) u.searchParams.delete(key);
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
