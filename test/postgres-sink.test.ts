@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresDriver } from '../src/sinks/postgres/driver.js';
-import type { SinkItem } from '../src/sinks/shared/network-sink.js';
-import { generateEvents } from '../src/emulator/events.js';
 import { PostgresServer } from './support/postgres.js';
+import { sinkItems } from './support/sink-items.js';
 
 const server = new PostgresServer();
 let url = '';
@@ -16,22 +15,7 @@ afterAll(async () => {
   await server.stop();
 });
 
-const TAG = Buffer.from(',"_okta_event_type":"systemLog"}');
-
-function items(n: number, seed: number): SinkItem[] {
-  return generateEvents(n, { seed, publishedStart: Date.parse('2026-11-01T00:00:00Z') }).map((e) => {
-    const json = JSON.parse(e.raw.toString('utf8')) as Record<string, string>;
-    return {
-      bytes: Buffer.concat([e.raw.subarray(0, e.raw.lastIndexOf('}')), TAG]),
-      uuid: e.uuid,
-      published: json.published ?? null,
-      eventType: json.eventType ?? null,
-      severity: json.severity ?? null,
-      source: 'okta',
-      domain: 'acme.okta.com',
-    };
-  });
-}
+const items = (n: number, seed: number) => sinkItems(n, seed);
 
 const signal = () => new AbortController().signal;
 

@@ -1,0 +1,133 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestPki, writePki, type PkiFiles, type TestPki } from '../src/emulator/pki.js';
+import { FACILITIES } from '../src/sinks/syslog/frame.js';
+import { SyslogDriver } from '../src/sinks/syslog/driver.js';
+import type { SinkItem } from '../src/sinks/shared/network-sink.js';
+import { RsyslogServer } from './support/rsyslog.js';
+import { sinkItems } from './support/sink-items.js';
+
+let pki: TestPki;
+let files: PkiFiles;
+let dir: string;
+let server: RsyslogServer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'oktail-syslog-'));
+  pki = await createTestPki();
+  files = await writePki(pki, join(dir, 'pki'));
+  server = new RsyslogServer({
+    tls: { caFile: files.caFile, certFile: files.serverCertFile, keyFile: files.serverKeyFile },
+  });
+  await server.start();
+}, 60_000);
+afterAll(async () => {
+  await server.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const signal = () => new AbortController().signal;
+
+/** Checks that rsyslog parsed each item back into the fields oktail framed. */
+function expectReceived(received: Awaited<ReturnType<RsyslogServer['received']>>, items: SinkItem[]) {
+  const byMsg = new Map(received.map((r) => [r.msg, r]));
+  for (const item of items) {
+    const got = byMsg.get(item.bytes.toString('utf8'));
+    expect(got, `event ${item.uuid} arrived whole`).toBeDefined();
+    const severity = { DEBUG: 7, INFO: 6, WARN: 4, ERROR: 3 }[item.severity ?? 'INFO'] ?? 6;
+    expect(got).toMatchObject({
+      pri: FACILITIES.authpriv * 8 + severity,
+      hostname: 'acme.okta.com',
+      appName: 'oktail',
+      msgId: item.eventType!.slice(0, 32),
+    });
+    expect(Date.parse(got!.timestamp)).toBe(Date.parse(item.published!));
+  }
+}
+
+describe('syslog sink driver against rsyslog', () => {
+  it('delivers events over TCP, each parsed by rsyslog into the RFC 5424 fields', async () => {
+    const before = (await server.received()).length;
+    const driver = new SyslogDriver({
+      name: 'collector',
+      host: '127.0.0.1',
+      port: server.port,
+      mode: 'tcp',
+      facility: FACILITIES.authpriv,
+    });
+    const items = sinkItems(300, 1);
+    expect(await driver.send(items.slice(0, 150), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(items.slice(150), signal())).toEqual({ kind: 'ok' });
+    await driver.close();
+    const received = (await server.waitFor(before + 300)).slice(before);
+    expect(received).toHaveLength(300);
+    expectReceived(received, items);
+  });
+
+  it('delivers over TLS (RFC 5425), verifying the receiver against the test CA', async () => {
+    const before = (await server.received()).length;
+    const driver = new SyslogDriver({
+      name: 'collector',
+      host: 'localhost',
+      port: server.tlsPort,
+      mode: 'tls',
+      facility: FACILITIES.authpriv,
+      tls: { ca: pki.caCert },
+    });
+    const items = sinkItems(100, 2);
+    expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+    await driver.close();
+    expectReceived((await server.waitFor(before + 100)).slice(before), items);
+  });
+
+  it('keeps a 64 KiB event whole', async () => {
+    const before = (await server.received()).length;
+    const [base] = sinkItems(1, 3);
+    const padding = 'x'.repeat(64 * 1024 - base!.bytes.length - 20);
+    const bytes = Buffer.from(
+      base!.bytes.toString('utf8').replace('"_okta_event_type"', `"pad":"${padding}","_okta_event_type"`),
+    );
+    expect(bytes.length).toBeGreaterThan(64 * 1024 - 40);
+    const driver = new SyslogDriver({
+      name: 'collector',
+      host: '127.0.0.1',
+      port: server.port,
+      mode: 'tcp',
+      facility: FACILITIES.authpriv,
+    });
+    expect(await driver.send([{ ...base!, bytes }], signal())).toEqual({ kind: 'ok' });
+    await driver.close();
+    const [got] = (await server.waitFor(before + 1)).slice(before);
+    expect(got!.msg).toBe(bytes.toString('utf8'));
+  });
+
+  it('refuses a receiver whose certificate it cannot verify, for good', async () => {
+    const driver = new SyslogDriver({
+      name: 'collector',
+      host: 'localhost',
+      port: server.tlsPort,
+      mode: 'tls',
+      facility: FACILITIES.authpriv,
+      tls: { ca: pki.otherCaCert },
+    });
+    const result = await driver.send(sinkItems(1, 4), signal());
+    await driver.close();
+    expect(result.kind).toBe('permanent');
+    expect(result.kind === 'permanent' && result.error.message).toMatch(/tls\.ca_file/);
+  });
+
+  it('asks for a retry while the receiver is unreachable', async () => {
+    const driver = new SyslogDriver({
+      name: 'collector',
+      host: '127.0.0.1',
+      port: 1,
+      mode: 'tcp',
+      facility: 1,
+    });
+    const result = await driver.send(sinkItems(1, 5), signal());
+    await driver.close();
+    expect(result).toMatchObject({ kind: 'retry', reason: 'connect: ECONNREFUSED' });
+  });
+});
