@@ -101,11 +101,23 @@ export class RsyslogServer {
     ];
     const confFile = join(this.dir, 'rsyslog.conf');
     await writeFile(confFile, conf.join('\n') + '\n');
+    await this.#spawn();
+  }
+
+  /** Stops rsyslogd (SIGTERM) and starts it again on the same ports, keeping what it received. */
+  async restart(): Promise<void> {
+    await this.#kill();
+    await this.#spawn();
+  }
+
+  async #spawn(): Promise<void> {
+    const bin = findRsyslogd()!;
+    const confFile = join(this.dir, 'rsyslog.conf');
     this.#child = spawn(bin, ['-n', '-f', confFile, '-i', join(this.dir, 'rsyslogd.pid')], {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.#child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.#stderr += d));
-    const ports = tls ? [this.port, this.tlsPort] : [this.port];
+    const ports = this.tlsPort ? [this.port, this.tlsPort] : [this.port];
     for (const port of ports) await this.#waitListening(port);
   }
 
@@ -140,6 +152,12 @@ export class RsyslogServer {
   }
 
   async stop(): Promise<void> {
+    await this.#kill();
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+    this.dir = '';
+  }
+
+  async #kill(): Promise<void> {
     const child = this.#child;
     this.#child = null;
     if (child && child.exitCode === null && child.signalCode === null) {
@@ -147,8 +165,6 @@ export class RsyslogServer {
       child.kill('SIGTERM');
       await exited;
     }
-    if (this.dir) await rm(this.dir, { recursive: true, force: true });
-    this.dir = '';
   }
 
   async #waitListening(port: number): Promise<void> {
