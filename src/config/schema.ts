@@ -1,6 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { SINKS } from '../sinks/index.js';
+import { FilePath, HTTP_TOKEN, intBetween } from './fields.js';
 
 /*
  * The configuration contract. Key names follow Vector's okta source so that people moving between the
@@ -17,21 +18,6 @@ export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const LOG_FORMATS = ['json', 'pretty'] as const;
-
-/** Keys (relative to a source) whose values are secrets: never shown, in messages or in `validate` output. */
-export const SECRET_SOURCE_KEYS: readonly (readonly [string, string])[] = [
-  ['auth', 'token'],
-  ['tls', 'key_pass'],
-];
-
-/** True for `sources.<name>.auth.token` and `sources.<name>.tls.key_pass`. */
-export function isSecretPath(path: readonly (string | number)[]): boolean {
-  return (
-    path.length === 4 &&
-    path[0] === 'sources' &&
-    SECRET_SOURCE_KEYS.some(([section, key]) => path[2] === section && path[3] === key)
-  );
-}
 
 // ---------------------------------------------------------------------------------------------------
 // host[:port]
@@ -168,20 +154,10 @@ export function isIsoDateTime(value: string): boolean {
 // ---------------------------------------------------------------------------------------------------
 // Building blocks
 
-function intBetween(min: number, max: number) {
-  const message = `must be between ${min} and ${max}`;
-  return z.int().min(min, message).max(max, message);
-}
-
 const Name = z
   .string()
   .regex(NAME_PATTERN, 'must be 1 to 64 letters, digits, _ or -')
   .describe('A name of 1 to 64 letters, digits, _ or -.');
-
-const FilePath = z.string().min(1, 'must not be empty');
-
-// An HTTP header name is an RFC 9110 token; anything else would be rejected by the HTTP client later.
-const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export const LogSchema = z
   .strictObject({
@@ -251,6 +227,7 @@ const StartFromSchema = z
 
 const TokenSchema = z
   .string()
+  .meta({ secret: true })
   .min(1, 'must not be empty')
   .superRefine((value, ctx) => {
     // Never include the value: this is the token.
@@ -310,6 +287,7 @@ export const TlsSchema = z
     ),
     key_pass: z
       .string()
+      .meta({ secret: true })
       .optional()
       .describe('Passphrase of key_file. A secret: write ${KEY_PASS} rather than the passphrase itself.'),
     verify_certificate: z
