@@ -1,6 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../src/emulator/events.js';
 import { createRandom } from '../src/emulator/random.js';
+import { createTestPki, type TestPki } from '../src/emulator/pki.js';
 import { PostgresDriver } from '../src/sinks/postgres/driver.js';
 import { PostgresServer } from './support/postgres.js';
 import { collect, runCli, secrets, spawnCli, startOrg, type TestOrg } from './support/harness.js';
@@ -239,4 +240,52 @@ describe('postgres sink in a running collector', () => {
     expect(result.stderr).not.toContain(password);
     await expectExactlyOnce('restart_run', org.emulator.allEvents());
   }, 240_000);
+});
+
+describe('postgres sink over TLS', () => {
+  let pki: TestPki;
+  let tlsServer: PostgresServer;
+  let tlsUrl = '';
+  beforeAll(async () => {
+    pki = await createTestPki();
+    // This server accepts TCP connections only with TLS (hostssl), so a delivery proves TLS was used.
+    tlsServer = new PostgresServer({ tls: pki.server });
+    await tlsServer.start();
+    tlsUrl = await tlsServer.createDatabase('security', 'oktail', password);
+  }, 120_000);
+  afterAll(async () => {
+    await tlsServer.stop();
+  });
+
+  it('verifies the server against tls.ca_file and the host name (verify-full), ignoring sslmode in the URL', async () => {
+    const driver = new PostgresDriver({
+      name: 'db',
+      url: `${tlsUrl}?sslmode=disable`,
+      table: 'okta_events',
+      connections: 1,
+      tls: { ca: pki.caCert, rejectUnauthorized: true },
+    });
+    expect(await driver.send(items(5, 8), signal())).toEqual({ kind: 'ok' });
+    await driver.close();
+    const { rows } = await tlsServer.query<{ n: string }>(
+      'SELECT count(*) AS n FROM okta_events',
+      [],
+      'security',
+    );
+    expect(rows[0]!.n).toBe('5');
+  });
+
+  it('halts when the server certificate is not signed by tls.ca_file', async () => {
+    const driver = new PostgresDriver({
+      name: 'db',
+      url: tlsUrl,
+      table: 'okta_events',
+      connections: 1,
+      tls: { ca: pki.otherCaCert, rejectUnauthorized: true },
+    });
+    const result = await driver.send(items(1, 9), signal());
+    await driver.close();
+    expect(result.kind).toBe('permanent');
+    expect(result.kind === 'permanent' && result.error.message).toMatch(/TLS to PostgreSQL.*tls\.ca_file/);
+  });
 });

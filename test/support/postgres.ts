@@ -117,6 +117,10 @@ export class PostgresServer {
         await this.#chownToPostgres(key);
       }
       conf.push('ssl = on', `ssl_cert_file = '${cert}'`, `ssl_key_file = '${key}'`);
+      await writeFile(
+        join(this.dataDir, 'pg_hba.conf'),
+        'local all all scram-sha-256\nhostssl all all 127.0.0.1/32 scram-sha-256\n',
+      );
     }
     await writeFile(join(this.dataDir, 'postgresql.auto.conf'), conf.join('\n') + '\n');
     await this.startServer();
@@ -149,7 +153,10 @@ export class PostgresServer {
     params: unknown[] = [],
     database = 'postgres',
   ): Promise<pg.QueryResult<R>> {
-    const client = new pg.Client({ connectionString: this.url(database) });
+    const client = new pg.Client({
+      connectionString: this.url(database),
+      ...(this.#tls ? { ssl: { rejectUnauthorized: false } } : {}),
+    });
     await client.connect();
     try {
       return await client.query<R>(sql, params);

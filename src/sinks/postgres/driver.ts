@@ -145,7 +145,7 @@ export class PostgresDriver implements SinkDriver {
     try {
       if (signal.aborted) throw signal.reason;
       await this.#ensureTable();
-      client = await this.#pool.connect();
+      client = await this.#checkout();
       await client.query(this.#insert, [
         uuids,
         published,
@@ -153,12 +153,12 @@ export class PostgresDriver implements SinkDriver {
         sources,
         Buffer.concat(events).toString('utf8'),
       ]);
-      client.release();
+      this.#release(client);
       client = undefined;
       return failed.length > 0 ? { kind: 'partial', failed } : { kind: 'ok' };
     } catch (err) {
       // A connection that saw an error is not reused: it may be half-way through a broken protocol state.
-      client?.release(err instanceof Error ? err : true);
+      if (client) this.#release(client, err instanceof Error ? err : true);
       return this.#classify(err);
     } finally {
       signal.removeEventListener('abort', abort);
@@ -175,7 +175,7 @@ export class PostgresDriver implements SinkDriver {
   }
 
   async #checkTable(): Promise<void> {
-    const client = await this.#pool.connect();
+    const client = await this.#checkout();
     try {
       // Only when absent: CREATE TABLE IF NOT EXISTS needs CREATE on the schema even when the table exists,
       // and a role a DBA gave INSERT on a prepared table has no such right.
@@ -211,11 +211,27 @@ export class PostgresDriver implements SinkDriver {
             `(${problems.join('; ')}); drop or rename it so oktail creates it, or set table to another name`,
         );
       }
-      client.release();
+      this.#release(client);
     } catch (err) {
-      client.release(true);
+      this.#release(client, true);
       throw err;
     }
+  }
+
+  /**
+   * A pooled connection with an error listener for as long as it is checked out: pg emits a dropped
+   * connection's error on the client synchronously, before the query's rejection reaches us, and an
+   * 'error' event without a listener would end the process.
+   */
+  async #checkout(): Promise<pg.PoolClient> {
+    const client = await this.#pool.connect();
+    client.on('error', ignore);
+    return client;
+  }
+
+  #release(client: pg.PoolClient, err?: Error | boolean): void {
+    client.off('error', ignore);
+    client.release(err);
   }
 
   #classify(err: unknown): SendOutcome {
@@ -282,6 +298,8 @@ export class PostgresDriver implements SinkDriver {
 }
 
 class ShapeError extends Error {}
+
+function ignore(): void {}
 
 /**
  * The URL without its ssl* query parameters: the pg driver lets the URL's override the `ssl` option, and
