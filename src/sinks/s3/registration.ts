@@ -13,12 +13,18 @@ const S3BatchSchema = z
       .default(50_000_000)
       .describe('Most bytes of events in one object (before compression).'),
     timeout_secs: z
-      .never({
-        error:
-          'does not apply to s3: objects are cut per Okta page, so that a page fetched again after a crash ' +
-          'overwrites the same objects (remove timeout_secs)',
+      .unknown()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'does not apply to s3: objects are cut per Okta page, so that a page fetched again after a crash ' +
+            'overwrites the same objects (remove timeout_secs)',
+        });
       })
-      .optional(),
+      .describe('Not used: objects are cut per page.'),
   })
   .describe('How a page is cut into objects. An object never holds events of two pages.');
 
