@@ -104,6 +104,17 @@ export class RsyslogServer {
     await this.#spawn();
   }
 
+  /** Stops rsyslogd (SIGTERM): connections are refused until `resume`. */
+  async pause(): Promise<void> {
+    await this.#kill();
+  }
+
+  /** Starts rsyslogd again on the same ports, keeping what it received. */
+  async resume(): Promise<void> {
+    if (this.#child) return;
+    await this.#spawn();
+  }
+
   /** Stops rsyslogd (SIGTERM) and starts it again on the same ports, keeping what it received. */
   async restart(): Promise<void> {
     await this.#kill();

@@ -38,6 +38,25 @@ export class S3Server {
     this.endpoint = `http://127.0.0.1:${port}`;
   }
 
+  /** Stops serving (connections are refused) and keeps the stored objects for `resume`. */
+  async pause(): Promise<void> {
+    await this.#server?.close();
+    this.#server = null;
+  }
+
+  /** Serves again on the same port and directory. */
+  async resume(): Promise<void> {
+    if (this.#server) return;
+    this.#server = new S3rver({
+      address: '127.0.0.1',
+      port: Number(new URL(this.endpoint).port),
+      silent: true,
+      directory: this.dir,
+      configureBuckets: this.buckets.map((name) => ({ name })),
+    });
+    await this.#server.run();
+  }
+
   async stop(): Promise<void> {
     await this.#server?.close();
     this.#server = null;

@@ -250,7 +250,7 @@ export class PostgresDriver implements SinkDriver {
       } else if (isPermanent(code)) {
         const fix =
           code === '42501'
-            ? `grant the role INSERT on ${this.#o.table} (and CREATE on its schema if oktail is to create it)`
+            ? `grant the role INSERT and SELECT on ${this.#o.table} (SELECT for ON CONFLICT (uuid); and CREATE on its schema if oktail is to create it)`
             : code.startsWith('28')
               ? 'check the user and password in url, and the server’s pg_hba.conf'
               : code === '3D000'
