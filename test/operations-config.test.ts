@@ -5,7 +5,13 @@ import { parseConfig } from '../src/config/load.js';
 import { configJsonSchema } from '../src/config/schema.js';
 import { runCli } from './support/harness.js';
 
-const env = { OKTA_API_TOKEN: '00exampleToken', OKTA_CLIENT_KEY_PASS: 'example-pass' };
+const env = {
+  OKTA_API_TOKEN: '00exampleToken',
+  OKTA_CLIENT_KEY_PASS: 'example-pass',
+  HTTP_TOKEN: 'example-http-token',
+  HTTP_CLIENT_KEY_PASS: 'example-http-pass',
+  HTTP_PASSWORD: 'example-http-password',
+};
 
 type Schema = {
   properties?: Record<string, Schema>;
@@ -61,7 +67,9 @@ describe('oktail config example', () => {
   it('is still valid with every commented-out setting switched on', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
-    expect(Object.keys(config.sinks)).toEqual(['events', 'console']);
+    expect(Object.keys(config.sinks)).toEqual(
+      expect.arrayContaining(['events', 'console', 'siem', 'siem_basic']),
+    );
   });
 
   it('mentions every key of the schema, so it cannot drift from it', () => {

@@ -3,6 +3,8 @@
  * `# key: value`; a test uncomments those lines and checks the result against the schema, so this text
  * cannot drift from src/config/schema.ts unnoticed.
  */
+import { SINKS } from '../sinks/index.js';
+
 export const CONFIG_EXAMPLE = `# oktail configuration. Check it with: oktail validate -c oktail.yaml
 # Editors with a YAML language server can validate as you type:
 #   oktail config schema > oktail.schema.json
@@ -58,16 +60,7 @@ sources:
     request_timeout_secs: 60
 
 sinks:
-  # Exactly once: the file's committed length is part of the checkpoint.
-  events:
-    type: file
-    inputs: [okta]
-    path: ./okta-system-log.ndjson
-  # At least once: a pipe cannot be rolled back after a crash.
-  # console:
-  #   type: stdout
-  #   inputs: [okta]
-`;
+${SINKS.map((r) => r.example ?? '').join('')}`;
 
 /**
  * The example with every commented-out setting switched on (`# key: value` lines become `key: value`),

@@ -26,6 +26,13 @@ export interface SinkContext {
 export interface SinkRegistration<C> {
   type: string;
   schema: z.ZodType<C>;
+  /** What the sink type guarantees, shown by `validate` (the sink instance states it too). */
+  guarantee?: 'exactly-once' | 'at-least-once';
+  /**
+   * Lines for `oktail config example` under `sinks:`, every setting shown (optional ones commented out
+   * as `# key: value`). A test checks that the example mentions every key of every sink's schema.
+   */
+  example?: string;
   create(name: string, config: C, context: SinkContext): Sink | Promise<Sink>;
 }
 

@@ -16,6 +16,13 @@ export type FileSinkConfig = z.output<typeof FileSinkSchema>;
 export const fileSink: SinkRegistration<FileSinkConfig> = {
   type: 'file',
   schema: FileSinkSchema,
+  guarantee: 'exactly-once',
+  example: `  # Exactly once: the file's committed length is part of the checkpoint.
+  events:
+    type: file
+    inputs: [okta]
+    path: ./okta-system-log.ndjson
+`,
   create: (name, config, context) =>
     new FileSink({ name, inputs: config.inputs, path: config.path, log: context.log }),
 };

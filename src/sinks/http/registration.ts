@@ -55,5 +55,45 @@ export type HttpSinkConfig = z.output<typeof HttpSinkSchema>;
 export const httpSink: SinkRegistration<HttpSinkConfig> = {
   type: 'http',
   schema: HttpSinkSchema,
+  guarantee: 'at-least-once',
+  example: `  # At least once: POSTs batches to an HTTP endpoint; a batch accepted just before a crash is sent again.
+  # siem:
+  #   type: http
+  #   inputs: [okta]
+  #   uri: https://collector.example.com/ingest
+  #   encoding: ndjson          # ndjson or json_array
+  #   compression: gzip         # none or gzip
+  #   headers:
+  #     X-Source: oktail
+  #   auth:
+  #     strategy: bearer
+  #     token: \${HTTP_TOKEN}
+  #   batch:
+  #     max_events: 1000
+  #     max_bytes: 5000000
+  #     timeout_secs: 1
+  #   request:
+  #     timeout_secs: 30
+  #     concurrency: 2
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+  #   tls:
+  #     ca_file: ./collector-ca.pem
+  #     crt_file: ./client.pem
+  #     key_file: ./client.key
+  #     key_pass: \${HTTP_CLIENT_KEY_PASS}
+  #     verify_certificate: true
+  #     verify_hostname: true
+  # The same with HTTP Basic authentication and a JSON array body.
+  # siem_basic:
+  #   type: http
+  #   inputs: [okta]
+  #   uri: https://collector.example.com/bulk
+  #   encoding: json_array
+  #   auth:
+  #     strategy: basic
+  #     user: oktail
+  #     password: \${HTTP_PASSWORD}
+`,
   create: (name, config, context) => createHttpSink(name, config, context),
 };

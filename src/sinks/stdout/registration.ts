@@ -15,5 +15,11 @@ export type StdoutSinkConfig = z.output<typeof StdoutSinkSchema>;
 export const stdoutSink: SinkRegistration<StdoutSinkConfig> = {
   type: 'stdout',
   schema: StdoutSinkSchema,
+  guarantee: 'at-least-once',
+  example: `  # At least once: a pipe cannot be rolled back after a crash.
+  # console:
+  #   type: stdout
+  #   inputs: [okta]
+`,
   create: (name, config, context) => new StdoutSink({ name, inputs: config.inputs, stream: context.stdout }),
 };
