@@ -11,6 +11,10 @@ const env = {
   HTTP_TOKEN: 'example-http-token',
   HTTP_CLIENT_KEY_PASS: 'example-http-pass',
   HTTP_PASSWORD: 'example-http-password',
+  PG_PASSWORD: 'example-pg-password',
+  AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'example-aws-secret',
+  AWS_SESSION_TOKEN: 'example-aws-session',
 };
 
 type Schema = {

@@ -56,6 +56,27 @@ export type PostgresSinkConfig = z.output<typeof PostgresSinkSchema>;
 export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
   type: 'postgres',
   schema: PostgresSinkSchema,
+  guarantee: 'exactly-once',
+  example: `  # Exactly once: one INSERT ... ON CONFLICT (uuid) DO NOTHING per request into a table created if absent.
+  # db:
+  #   type: postgres
+  #   inputs: [okta]
+  #   url: postgres://oktail:\${PG_PASSWORD}@db.example.com:5432/security   # a secret as a whole
+  #   table: okta_events
+  #   tls:                      # absent: the URL's sslmode decides
+  #     ca_file: ./db-ca.pem
+  #     verify_certificate: true
+  #     verify_hostname: true
+  #   batch:
+  #     max_events: 1000
+  #     max_bytes: 10000000
+  #     timeout_secs: 1
+  #   request:
+  #     timeout_secs: 60
+  #     concurrency: 2          # also the number of connections
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+`,
   async create(name, config, context) {
     const tls = config.tls ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
     return createNetworkSink({

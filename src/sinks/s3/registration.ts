@@ -82,6 +82,30 @@ export type S3SinkConfig = z.output<typeof S3SinkSchema>;
 export const s3Sink: SinkRegistration<S3SinkConfig> = {
   type: 's3',
   schema: S3SinkSchema,
+  guarantee: 'exactly-once',
+  example: `  # Exactly once: one NDJSON object per page, named after its first event, so a replay overwrites it.
+  # lake:
+  #   type: s3
+  #   inputs: [okta]
+  #   bucket: security-logs
+  #   region: us-east-1
+  #   endpoint: http://minio.example.com:9000   # S3-compatible stores only
+  #   force_path_style: true
+  #   key_prefix: okta/%Y/%m/%d/
+  #   compression: gzip         # gzip or none
+  #   batch:
+  #     max_events: 100000
+  #     max_bytes: 50000000
+  #   request:
+  #     timeout_secs: 120
+  #     concurrency: 4
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+  #   auth:                     # absent: the AWS default credential chain
+  #     access_key_id: \${AWS_ACCESS_KEY_ID}
+  #     secret_access_key: \${AWS_SECRET_ACCESS_KEY}
+  #     session_token: \${AWS_SESSION_TOKEN}
+`,
   create(name, config, context) {
     const driver = new S3Driver({
       name,

@@ -70,6 +70,26 @@ export type SyslogSinkConfig = z.output<typeof SyslogSinkSchema>;
 export const syslogSink: SinkRegistration<SyslogSinkConfig> = {
   type: 'syslog',
   schema: SyslogSinkSchema,
+  guarantee: 'at-least-once',
+  example: `  # At least once: RFC 5424 over TCP or TLS, octet-counted; the receiver must accept large messages.
+  # collector:
+  #   type: syslog
+  #   inputs: [okta]
+  #   address: siem.example.com:6514
+  #   mode: tls                 # tcp or tls (RFC 5425)
+  #   facility: authpriv
+  #   tls:
+  #     ca_file: ./siem-ca.pem
+  #   batch:
+  #     max_events: 1000
+  #     max_bytes: 4000000
+  #     timeout_secs: 1
+  #   request:
+  #     timeout_secs: 30
+  #     concurrency: 1          # one connection, in order
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+`,
   async create(name, config, context) {
     const { host, port } = parseAddress(config.address)!;
     const tls = config.mode === 'tls' ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
