@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../src/emulator/events.js';
 import { createRandom } from '../src/emulator/random.js';
@@ -106,6 +107,29 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     expect(result.kind).toBe('permanent');
     expect(result.kind === 'permanent' && result.error.message).toMatch(/28P01/);
     expect(result.kind === 'permanent' && result.error.message).not.toContain('not-the-password');
+  });
+
+  it('stops waiting for a server that accepts connections but never answers once the request is aborted', async () => {
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => {
+      sockets.push(socket);
+      controller.abort(new Error('request timed out'));
+    });
+    const controller = new AbortController();
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const port = (silent.address() as AddressInfo).port;
+    const driver = new PostgresDriver({
+      name: 'db',
+      url: `postgres://oktail:${password}@127.0.0.1:${port}/security`,
+      table: 'okta_events',
+      connections: 1,
+    });
+    // pg's own connect timeout is 30 s; the answer comes from the abort, right after the connection.
+    const result = await driver.send(items(1, 10), controller.signal);
+    expect(result.kind).toBe('retry');
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+    await driver.close();
   });
 
   it('inserts 20,000 events in batches of 1,000', async () => {

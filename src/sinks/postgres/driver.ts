@@ -144,8 +144,10 @@ export class PostgresDriver implements SinkDriver {
     signal.addEventListener('abort', abort, { once: true });
     try {
       if (signal.aborted) throw signal.reason;
-      await this.#ensureTable();
-      client = await this.#checkout();
+      // Connecting is not cancellable in pg; stop waiting for it on abort (a blackholed server would
+      // otherwise hold a shutdown for connectionTimeoutMillis).
+      await untilAborted(this.#ensureTable(), signal);
+      client = await untilAborted(this.#checkout(), signal, (late) => this.#release(late));
       await client.query(this.#insert, [
         uuids,
         published,
@@ -300,6 +302,30 @@ export class PostgresDriver implements SinkDriver {
 class ShapeError extends Error {}
 
 function ignore(): void {}
+
+/** `pending`, or a rejection as soon as `signal` aborts; what `pending` yields after that goes to `late`. */
+function untilAborted<T>(pending: Promise<T>, signal: AbortSignal, late?: (value: T) => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let aborted = false;
+    const onAbort = () => {
+      aborted = true;
+      reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        if (aborted) late?.(value);
+        else resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        if (!aborted) reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}
 
 /**
  * The URL without its ssl* query parameters: the pg driver lets the URL's override the `ssl` option, and
