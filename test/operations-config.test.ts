@@ -15,6 +15,10 @@ const env = {
   HEC_CLIENT_KEY_PASS: 'example-hec-pass',
   ES_PASSWORD: 'example-es-password',
   ES_API_KEY: 'ZXhhbXBsZTprZXk=',
+  PG_PASSWORD: 'example-pg-password',
+  AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
+  AWS_SECRET_ACCESS_KEY: 'example-aws-secret',
+  AWS_SESSION_TOKEN: 'example-aws-session',
 };
 
 type Schema = {

@@ -18,12 +18,22 @@ import {
   type ContractDestination,
   type ContractEntry,
 } from './support/sink-contract.js';
+import { postgresEntry, s3Entry, syslogEntry } from './support/sink-contract-servers.js';
 
 /*
  * The contract every sink keeps, run through the real CLI against the Okta emulator. A sink joins with
  * one entry in this table (see test/support/sink-contract.ts).
  */
-const ENTRIES: ContractEntry[] = [fileEntry, stdoutEntry, httpEntry, splunkHecEntry, elasticsearchEntry];
+const ENTRIES: ContractEntry[] = [
+  fileEntry,
+  stdoutEntry,
+  httpEntry,
+  splunkHecEntry,
+  elasticsearchEntry,
+  postgresEntry,
+  syslogEntry,
+  s3Entry,
+];
 
 const HOUR = 3600_000;
 const EVENTS = 2500;

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+import { Inputs, secretString } from '../../config/fields.js';
+import type { SinkRegistration } from '../../core/registry.js';
+import {
+  batchSchema,
+  networkSinkSettings,
+  requestSchema,
+  SinkTlsSchema,
+  tlsConnectOptions,
+} from '../shared/config.js';
+import { createNetworkSink } from '../shared/network-sink.js';
+import { PostgresDriver } from './driver.js';
+
+// Plain or schema-qualified identifiers only: the name is quoted in SQL, but a dot or a quote in it is
+// almost always a mistake rather than a table someone really named that way.
+const TABLE = /^[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?$/;
+
+export const PostgresSinkSchema = z
+  .strictObject({
+    type: z.literal('postgres').describe('Sink kind.'),
+    inputs: Inputs,
+    url: secretString()
+      .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// or postgresql:// URL')
+      .describe(
+        'Connection URL, e.g. postgres://oktail:${PG_PASSWORD}@db.example.com:5432/security. A secret ' +
+          '(it holds the password): redacted everywhere.',
+      ),
+    table: z
+      .string()
+      .regex(TABLE, 'must be a table name such as okta_events or security.okta_events')
+      .default('okta_events')
+      .describe('Table to insert into; created with the documented columns when absent.'),
+    tls: SinkTlsSchema.optional().describe(
+      'TLS to the server. Present: TLS is required and verified as set here (verify-full by default). ' +
+        "Absent: the URL's sslmode decides.",
+    ),
+    batch: batchSchema({ max_events: 1000, max_bytes: 10_000_000, timeout_secs: 1 }).default({
+      max_events: 1000,
+      max_bytes: 10_000_000,
+      timeout_secs: 1,
+    }),
+    request: requestSchema({ timeout_secs: 60, concurrency: 2 }).default({
+      timeout_secs: 60,
+      concurrency: 2,
+      retry_initial_backoff_secs: 1,
+      retry_max_duration_secs: 300,
+    }),
+  })
+  .describe(
+    'Inserts events into a PostgreSQL table, one transaction per request, ON CONFLICT (uuid) DO NOTHING. ' +
+      'Exactly once.',
+  );
+
+export type PostgresSinkConfig = z.output<typeof PostgresSinkSchema>;
+
+export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
+  type: 'postgres',
+  schema: PostgresSinkSchema,
+  guarantee: 'exactly-once',
+  example: `  # Exactly once: one INSERT ... ON CONFLICT (uuid) DO NOTHING per request into a table created if absent.
+  # db:
+  #   type: postgres
+  #   inputs: [okta]
+  #   url: postgres://oktail:\${PG_PASSWORD}@db.example.com:5432/security   # a secret as a whole
+  #   table: okta_events
+  #   tls:                      # absent: the URL's sslmode decides
+  #     ca_file: ./db-ca.pem
+  #     verify_certificate: true
+  #     verify_hostname: true
+  #   batch:
+  #     max_events: 1000
+  #     max_bytes: 10000000
+  #     timeout_secs: 1
+  #   request:
+  #     timeout_secs: 60
+  #     concurrency: 2          # also the number of connections
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+`,
+  async create(name, config, context) {
+    const tls = config.tls ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
+    return createNetworkSink({
+      name,
+      inputs: config.inputs,
+      type: 'postgres',
+      guarantee: 'exactly-once',
+      driver: new PostgresDriver({
+        name,
+        url: config.url,
+        table: config.table,
+        tls,
+        connections: config.request.concurrency,
+      }),
+      settings: networkSinkSettings(config.batch, config.request),
+      telemetry: context.telemetry,
+      log: context.log,
+    });
+  },
+};

@@ -1,0 +1,135 @@
+import { z } from 'zod';
+import { Inputs, intBetween, secretString } from '../../config/fields.js';
+import type { SinkRegistration } from '../../core/registry.js';
+import { networkSinkSettings, requestSchema } from '../shared/config.js';
+import { S3Driver } from './driver.js';
+import { unknownPrefixFields } from './key.js';
+import { S3Sink } from './s3-sink.js';
+
+const S3BatchSchema = z
+  .strictObject({
+    max_events: intBetween(1, 100_000).default(100_000).describe('Most events in one object.'),
+    max_bytes: intBetween(1024, 5_000_000_000)
+      .default(50_000_000)
+      .describe('Most bytes of events in one object (before compression).'),
+    timeout_secs: z
+      .unknown()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value === undefined) return;
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'does not apply to s3: objects are cut per Okta page, so that a page fetched again after a crash ' +
+            'overwrites the same objects (remove timeout_secs)',
+        });
+      })
+      .describe('Not used: objects are cut per page.'),
+  })
+  .describe('How a page is cut into objects. An object never holds events of two pages.');
+
+export const S3SinkSchema = z
+  .strictObject({
+    type: z.literal('s3').describe('Sink kind.'),
+    inputs: Inputs,
+    bucket: z.string().min(3, 'must be a bucket name').describe('Bucket to write objects to.'),
+    region: z.string().min(1, 'must not be empty').describe("The bucket's region, e.g. us-east-1."),
+    endpoint: z
+      .url({ error: 'must be a URL such as http://minio.example.com:9000' })
+      .optional()
+      .describe('Endpoint of an S3-compatible store; absent = AWS.'),
+    force_path_style: z
+      .boolean()
+      .default(false)
+      .describe('Address the bucket in the path instead of the host name (most S3-compatible stores).'),
+    key_prefix: z
+      .string()
+      .default('okta/%Y/%m/%d/')
+      .superRefine((prefix, ctx) => {
+        const bad = unknownPrefixFields(prefix);
+        if (bad.length > 0) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `has unknown fields ${bad.join(', ')}; use %Y %m %d %H %M %S %j or %% for a literal %`,
+          });
+        }
+      })
+      .describe("Key prefix; strftime fields from the first event's published (UTC)."),
+    compression: z
+      .enum(['gzip', 'none'], { error: 'must be gzip or none' })
+      .default('gzip')
+      .describe('gzip: objects end in .ndjson.gz.'),
+    batch: S3BatchSchema.default({ max_events: 100_000, max_bytes: 50_000_000 }),
+    request: requestSchema({ timeout_secs: 120, concurrency: 4 }).default({
+      timeout_secs: 120,
+      concurrency: 4,
+      retry_initial_backoff_secs: 1,
+      retry_max_duration_secs: 300,
+    }),
+    auth: z
+      .strictObject({
+        access_key_id: secretString().describe('Access key id.'),
+        secret_access_key: secretString().describe('Secret access key. A secret.'),
+        session_token: secretString().optional().describe('Session token of temporary credentials.'),
+      })
+      .optional()
+      .describe('Static credentials; absent = the AWS default chain (environment, profile, role).'),
+  })
+  .describe('Writes one NDJSON object (gzip by default) per page to S3. Exactly once, see docs/sinks.md.');
+
+export type S3SinkConfig = z.output<typeof S3SinkSchema>;
+
+export const s3Sink: SinkRegistration<S3SinkConfig> = {
+  type: 's3',
+  schema: S3SinkSchema,
+  guarantee: 'exactly-once',
+  example: `  # Exactly once: one NDJSON object per page, named after its first event, so a replay overwrites it.
+  # lake:
+  #   type: s3
+  #   inputs: [okta]
+  #   bucket: security-logs
+  #   region: us-east-1
+  #   endpoint: http://minio.example.com:9000   # S3-compatible stores only
+  #   force_path_style: true
+  #   key_prefix: okta/%Y/%m/%d/
+  #   compression: gzip         # gzip or none
+  #   batch:
+  #     max_events: 100000
+  #     max_bytes: 50000000
+  #   request:
+  #     timeout_secs: 120
+  #     concurrency: 4
+  #     retry_initial_backoff_secs: 1
+  #     retry_max_duration_secs: 300
+  #   auth:                     # absent: the AWS default credential chain
+  #     access_key_id: \${AWS_ACCESS_KEY_ID}
+  #     secret_access_key: \${AWS_SECRET_ACCESS_KEY}
+  #     session_token: \${AWS_SESSION_TOKEN}
+`,
+  create(name, config, context) {
+    const driver = new S3Driver({
+      name,
+      bucket: config.bucket,
+      region: config.region,
+      endpoint: config.endpoint,
+      forcePathStyle: config.force_path_style,
+      keyPrefix: config.key_prefix,
+      compression: config.compression,
+      credentials: config.auth && {
+        accessKeyId: config.auth.access_key_id,
+        secretAccessKey: config.auth.secret_access_key,
+        sessionToken: config.auth.session_token,
+      },
+    });
+    return new S3Sink({
+      name,
+      inputs: config.inputs,
+      type: 's3',
+      guarantee: 'exactly-once',
+      driver,
+      settings: networkSinkSettings({ ...config.batch, timeout_secs: 0 }, config.request),
+      telemetry: context.telemetry,
+      log: context.log,
+    });
+  },
+};

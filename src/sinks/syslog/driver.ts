@@ -1,0 +1,195 @@
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { OktailError, errorMessage } from '../../core/errors.js';
+import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
+import { syslogFrame } from './frame.js';
+
+export interface SyslogDriverOptions {
+  /** Sink name, for messages. */
+  name: string;
+  host: string;
+  port: number;
+  mode: 'tcp' | 'tls';
+  facility: number;
+  /** TLS client options (CA, client certificate, verification), for mode 'tls'. */
+  tls?: ConnectionOptions;
+}
+
+/** TLS verification failures: retrying cannot fix them, the config or the receiver's certificate must change. */
+const CERTIFICATE_ERRORS = new Set([
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'HOSTNAME_MISMATCH',
+]);
+
+/** One connection and what has happened to it since it was opened. */
+interface Connection {
+  socket: Socket | TLSSocket;
+  /** Set once the peer closed its side, reset the connection, or an error occurred. */
+  broken: Error | null;
+}
+
+/**
+ * RFC 5424 over TCP or TLS with octet counting. Syslog has no acknowledgement: a batch counts as
+ * delivered once the kernel took all its bytes and the connection showed no sign of trouble until
+ * then (no error, no reset, no close by the receiver). Any such sign makes the whole batch go again on a
+ * new connection, so a receiver may see part of it twice: at least once.
+ *
+ * One connection, one batch at a time: writes of concurrent requests would interleave on the stream,
+ * and a failure could not be pinned to one of them.
+ */
+export class SyslogDriver implements SinkDriver {
+  readonly #o: SyslogDriverOptions;
+  #conn: Connection | null = null;
+  #queue: Promise<unknown> = Promise.resolve();
+  #closed = false;
+
+  constructor(options: SyslogDriverOptions) {
+    this.#o = options;
+  }
+
+  get #where(): string {
+    return `${this.#o.mode === 'tls' ? 'tls' : 'tcp'}://${this.#o.host}:${this.#o.port}`;
+  }
+
+  send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+    const turn = this.#queue.then(() => this.#send(items, signal));
+    this.#queue = turn.catch(() => undefined);
+    return turn;
+  }
+
+  async #send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+    if (this.#closed) {
+      return {
+        kind: 'permanent',
+        error: new OktailError('SINK_WRITE_FAILED', `Sink ${this.#o.name} is closed`),
+      };
+    }
+    if (signal.aborted) return this.#retry('aborted', signal.reason);
+    const frames = Buffer.concat(items.map((item) => syslogFrame(item, this.#o.facility)));
+    let conn: Connection;
+    try {
+      conn = await this.#connection(signal);
+    } catch (err) {
+      return this.#failed('connect', err);
+    }
+    const abort = () => conn.socket.destroy(new Error('request timed out or shutting down'));
+    signal.addEventListener('abort', abort, { once: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        conn.socket.write(frames, (err) => (err ? reject(err) : resolve()));
+      });
+      // Let a reset or close that arrived with the last bytes surface before calling the batch delivered.
+      await new Promise((resolve) => setImmediate(resolve));
+      if (conn.broken) throw conn.broken;
+      return { kind: 'ok' };
+    } catch (err) {
+      this.#drop(conn);
+      return this.#failed('write', conn.broken ?? err);
+    } finally {
+      signal.removeEventListener('abort', abort);
+    }
+  }
+
+  #failed(stage: 'connect' | 'write', err: unknown): SendOutcome {
+    const code = (err as NodeJS.ErrnoException | null)?.code;
+    if (code !== undefined && CERTIFICATE_ERRORS.has(code)) {
+      return {
+        kind: 'permanent',
+        error: new OktailError(
+          'SINK_WRITE_FAILED',
+          `Sink ${this.#o.name}: the syslog receiver ${this.#where} presented a certificate that failed ` +
+            `verification (${code}: ${errorMessage(err)}); set tls.ca_file to the CA that signed it, or fix ` +
+            "the receiver's certificate",
+          false,
+          { cause: err },
+        ),
+      };
+    }
+    return this.#retry(
+      stage === 'connect' ? `connect: ${code ?? 'error'}` : `write: ${code ?? 'error'}`,
+      err,
+    );
+  }
+
+  #retry(reason: string, err: unknown): SendOutcome {
+    const error = new OktailError(
+      'SINK_WRITE_FAILED',
+      `Sink ${this.#o.name}: sending to the syslog receiver ${this.#where} failed (${errorMessage(err)})`,
+      true,
+      { cause: err },
+    );
+    return { kind: 'retry', reason, error };
+  }
+
+  async #connection(signal: AbortSignal): Promise<Connection> {
+    if (this.#conn && !this.#conn.broken) return this.#conn;
+    if (this.#conn) this.#drop(this.#conn);
+    const { host, port } = this.#o;
+    const socket =
+      this.#o.mode === 'tls'
+        ? tlsConnect({ ...this.#o.tls, host, port, servername: isIpLiteral(host) ? undefined : host })
+        : tcpConnect({ host, port });
+    const conn: Connection = { socket, broken: null };
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 30_000);
+    socket.on('error', (err: Error) => {
+      conn.broken ??= err;
+    });
+    // A receiver that closes its side will reset whatever we send next; nothing written after this counts.
+    socket.on('end', () => (conn.broken ??= new Error('the receiver closed the connection')));
+    socket.on('close', () => (conn.broken ??= new Error('the connection closed')));
+    // Syslog receivers never send data; reading keeps 'end' and resets observable.
+    socket.resume();
+    await new Promise<void>((resolve, reject) => {
+      const onAbort = () => socket.destroy(new Error('connect timed out or shutting down'));
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = (err?: Error) => {
+        signal.removeEventListener('abort', onAbort);
+        socket.off('error', done);
+        if (err) reject(err);
+        else resolve();
+      };
+      socket.once(this.#o.mode === 'tls' ? 'secureConnect' : 'connect', () => done());
+      socket.once('error', done);
+    }).catch((err: unknown) => {
+      socket.destroy();
+      throw err;
+    });
+    this.#conn = conn;
+    return conn;
+  }
+
+  #drop(conn: Connection): void {
+    conn.broken ??= new Error('dropped');
+    conn.socket.destroy();
+    if (this.#conn === conn) this.#conn = null;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#queue;
+    const conn = this.#conn;
+    this.#conn = null;
+    if (!conn || conn.socket.destroyed) return;
+    // A graceful end flushes what the kernel still holds before the FIN.
+    await new Promise<void>((resolve) => {
+      conn.socket.once('close', () => resolve());
+      conn.socket.end();
+      setTimeout(() => conn.socket.destroy(), 5000).unref();
+    });
+  }
+}
+
+function isIpLiteral(host: string): boolean {
+  return /^[0-9.]+$/.test(host) || host.includes(':');
+}
