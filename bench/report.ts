@@ -12,6 +12,7 @@ import type {
   ThroughputResult,
   WindowUse,
 } from './run.js';
+import type { StartupResult } from './startup.js';
 
 export interface Machine {
   cpu: string;
@@ -199,6 +200,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
   const limited = await load<LimitedResult>(resultsDir, 'rate-limited');
   const shared = await load<LimitedResult>(resultsDir, 'shared-bucket');
   const m = await load<MillionResult>(resultsDir, 'rss-1m');
+  const st = await load<StartupResult>(resultsDir, 'startup');
   const any = t ?? limited ?? shared ?? m;
   const out: string[] = [
     '# Performance',
@@ -282,6 +284,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
       '',
     );
   }
+  if (st) out.push(...startupSection(st));
   if (m) {
     const r = m.run;
     out.push(
@@ -298,6 +301,40 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
   const prettier = await import('prettier');
   const options = (await prettier.resolveConfig(path)) ?? {};
   await writeFile(path, await prettier.format(out.join('\n'), { ...options, filepath: path }));
+}
+
+function startupSection(st: StartupResult): string[] {
+  const base = st.baseline ?? st.recordedBaseline ?? null;
+  const baseLabel = st.baseline
+    ? `baseline build (${st.baseline.build}), same runs`
+    : st.recordedBaseline
+      ? `baseline (${st.recordedBaseline.note})`
+      : null;
+  const rows = [
+    `| command | median wall time | runs (ms) |${baseLabel ? ` ${baseLabel} |` : ''}`,
+    `| --- | ---: | --- |${baseLabel ? ' ---: |' : ''}`,
+    ...st.commands.map((c) => {
+      const b = base?.medianMs[c.name];
+      const cells = [
+        `\`${c.name}\``,
+        `${fixed(st.current.medianMs[c.name]! / 1000, 2)} s`,
+        (st.current.runsMs[c.name] ?? []).join(', '),
+      ];
+      if (baseLabel) cells.push(b === undefined ? 'n/a' : `${fixed(b / 1000, 2)} s`);
+      return `| ${cells.join(' | ')} |`;
+    }),
+  ];
+  return [
+    '## Start-up',
+    '',
+    `Wall time from starting \`node bin/oktail.js\` to its exit, the median of ${st.runs} runs per command on ` +
+      `${st.machine.date.slice(0, 16).replace('T', ' ')} UTC (load average before ${st.machine.loadBefore.join(' ')}). ` +
+      "The config is the README's (no TLS files); the second `validate` names a Lua script, which it loads and dry-runs " +
+      "in the script's own worker thread. `node -e 0` alone takes about 0.1 s on this machine.",
+    '',
+    ...rows,
+    '',
+  ];
 }
 
 export type { LimitedRun };

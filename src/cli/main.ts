@@ -1,5 +1,5 @@
 import { Command, CommanderError } from '@commander-js/extra-typings';
-import { VERSION } from '../pipeline/build.js';
+import { VERSION } from './version.js';
 import { EXIT_USAGE, exitCodeFor } from './exit-codes.js';
 import { registerCommands } from './commands.js';
 

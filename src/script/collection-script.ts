@@ -4,11 +4,11 @@ import { basename } from 'node:path';
 import type { CollectionLogic, PageDecision, PageMeta } from '../core/collection-logic.js';
 import { OktailError, errorMessage } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
-import { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits, type ScriptLog } from './sandbox.js';
+import { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits, type ScriptLog } from './failure.js';
 import { describe, isObject, type ScriptIssue } from './script-checks.js';
 import { checkIsolated, IsolatedScript } from './script-host.js';
 
-export { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits } from './sandbox.js';
+export { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits } from './failure.js';
 export { REQUIRED_HOOKS, type ScriptIssue } from './script-checks.js';
 
 export const BUILTIN_SCRIPT_NAME = 'okta.lua (built-in)';

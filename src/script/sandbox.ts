@@ -20,40 +20,25 @@ import {
   LUA_TYPE_NAMES,
 } from './lua-api.js';
 import { ConversionError, JsonBridge } from './lua-json.js';
-import { HOST_CHUNK, LuaArgumentError, LuaFailure, LuaRuntime, type FailureKind } from './lua-runtime.js';
+import {
+  DEFAULT_LIMITS,
+  LuaFailure,
+  ScriptFailure,
+  transformLimits,
+  type FailureKind,
+  type ScriptLimits,
+  type ScriptLog,
+} from './failure.js';
+import { HOST_CHUNK, LuaArgumentError, LuaRuntime } from './lua-runtime.js';
 
-/** Per-script limits. Instruction budget and deadline apply to each hook call; memory to the whole script. */
-export interface ScriptLimits {
-  /** Lua VM instructions one hook call may execute (the top-level chunk counts as one call). */
-  instructionBudget: number;
-  /** Wall-clock milliseconds one hook call may take. */
-  deadlineMs: number;
-  /** Bytes of memory the script's Lua state may hold, its data included. */
-  memoryBytes: number;
-}
-
-export const DEFAULT_LIMITS: Readonly<ScriptLimits> = {
-  instructionBudget: 10_000_000,
-  deadlineMs: 1000,
-  memoryBytes: 64 * 1024 * 1024,
-};
-
-/**
- * A page transform runs one call for up to 1000 events, so its limits grow with the page: the per-call
- * limits stay the bound for a loop that never ends, and each event adds room for honest work (a loaded
- * machine can be ten times slower than an idle one).
- */
-export const TRANSFORM_ALLOWANCE_PER_EVENT = { instructions: 20_000, deadlineMs: 5 } as const;
-
-export function transformLimits(limits: ScriptLimits, events: number): ScriptLimits {
-  return {
-    ...limits,
-    instructionBudget: limits.instructionBudget + events * TRANSFORM_ALLOWANCE_PER_EVENT.instructions,
-    deadlineMs: limits.deadlineMs + events * TRANSFORM_ALLOWANCE_PER_EVENT.deadlineMs,
-  };
-}
-
-export type ScriptLog = (level: string, message: string) => void;
+export {
+  DEFAULT_LIMITS,
+  ScriptFailure,
+  TRANSFORM_ALLOWANCE_PER_EVENT,
+  transformLimits,
+  type ScriptLimits,
+  type ScriptLog,
+} from './failure.js';
 
 export interface SandboxOptions {
   /** How errors name the script: its path, or "okta.lua (built-in)". */
@@ -64,23 +49,6 @@ export interface SandboxOptions {
   log?: ScriptLog | undefined;
   /** Clock behind the script's `now()`; tests pin it. */
   clock?: (() => number) | undefined;
-}
-
-/** A script failure: an OktailError (SCRIPT_ERROR) that also keeps its parts for `oktail validate`. */
-export class ScriptFailure extends OktailError {
-  constructor(
-    message: string,
-    readonly hook: string,
-    readonly kind: FailureKind,
-    readonly line: number | null,
-    /** The failure without the script's name and line, e.g. "syntax error: '=' expected near 'x'". */
-    readonly detail: string,
-    retryable: boolean,
-    cause?: unknown,
-  ) {
-    super('SCRIPT_ERROR', message, retryable, cause === undefined ? {} : { cause });
-    this.name = 'ScriptFailure';
-  }
 }
 
 /**

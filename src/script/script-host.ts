@@ -6,7 +6,7 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 import { OktailError, errorMessage } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
-import { ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './sandbox.js';
+import { ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './failure.js';
 import type { ScriptIssue } from './script-checks.js';
 import {
   deserializeError,

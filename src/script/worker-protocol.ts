@@ -1,7 +1,6 @@
 import { OktailError, type ErrorCode } from '../core/errors.js';
 import type { JsonValue } from '../core/json.js';
-import { LuaFailure, type FailureKind } from './lua-runtime.js';
-import { ScriptFailure, type ScriptLimits } from './sandbox.js';
+import { LuaFailure, ScriptFailure, type FailureKind, type ScriptLimits } from './failure.js';
 import type { ScriptIssue } from './script-checks.js';
 
 /** What a script's worker thread starts from (its `workerData`). */
