@@ -22,7 +22,7 @@ export function demoCommand() {
       ).argParser((value) => {
         // The config's own check runs later; this one only has to catch what is plainly not host:port,
         // without loading the config schema into every start of the CLI.
-        if (!/^(\[[0-9A-Fa-f:.]+\]|[^:\s\[\]]+):[0-9]{1,5}$/.test(value)) {
+        if (!/^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):[0-9]{1,5}$/.test(value)) {
           throw new InvalidArgumentError('must be host:port, e.g. 127.0.0.1:9598');
         }
         return value;

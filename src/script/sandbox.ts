@@ -1,4 +1,4 @@
-import { OktailError, errorMessage } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
 import {
   formatIsoTime,
@@ -21,11 +21,9 @@ import {
 } from './lua-api.js';
 import { ConversionError, JsonBridge } from './lua-json.js';
 import {
-  DEFAULT_LIMITS,
   LuaFailure,
   ScriptFailure,
   transformLimits,
-  type FailureKind,
   type ScriptLimits,
   type ScriptLog,
 } from './failure.js';
