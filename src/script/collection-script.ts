@@ -1,11 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 
-import type { CollectionLogic, PageDecision, PageMeta } from '../core/collection-logic.js';
+import type {
+  CollectionLogic,
+  PageDecision,
+  PageMeta,
+  RawEvents,
+  TransformedEvents,
+} from '../core/collection-logic.js';
 import { OktailError, errorMessage } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
 import { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits, type ScriptLog } from './failure.js';
 import { describe, isObject, type ScriptIssue } from './script-checks.js';
+import { decodeTransformed, encodeEvents } from './raw-events.js';
 import { checkIsolated, IsolatedScript } from './script-host.js';
 
 export { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits } from './failure.js';
@@ -76,6 +83,7 @@ export async function checkCollectionScript(
 
 class ScriptCollectionLogic implements CollectionLogic {
   readonly transform?: (events: JsonObject[]) => Promise<(JsonObject | null)[]>;
+  readonly transformPage?: (events: RawEvents) => Promise<TransformedEvents>;
   readonly tags: Readonly<Record<string, JsonValue>>;
 
   constructor(
@@ -84,9 +92,14 @@ class ScriptCollectionLogic implements CollectionLogic {
   ) {
     this.tags = script.tags;
     if (script.hasTransform) {
+      this.transformPage = async (events) => {
+        if (events.count === 0) return { edits: new Uint8Array(0), text: [] };
+        return this.script.transformPage(events);
+      };
       this.transform = async (events) => {
         if (events.length === 0) return [];
-        return this.script.transform(events);
+        const raw = encodeEvents(events);
+        return decodeTransformed(raw, await this.script.transformPage(raw));
       };
     }
   }

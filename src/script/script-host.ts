@@ -5,7 +5,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker, type ResourceLimits } from 'node:worker_threads';
 
 import { OktailError, errorMessage } from '../core/errors.js';
-import type { JsonObject, JsonValue } from '../core/json.js';
+import type { RawEvents, TransformedEvents } from '../core/collection-logic.js';
+import type { JsonValue } from '../core/json.js';
 import { ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './failure.js';
 import type { ScriptIssue } from './script-checks.js';
 import {
@@ -79,14 +80,22 @@ export class IsolatedScript {
     });
   }
 
-  transform(events: JsonObject[]): Promise<(JsonObject | null)[]> {
+  transformPage(events: RawEvents): Promise<TransformedEvents> {
     return this.enqueue(async () => {
       const engine = await this.ready();
-      const { deadlineMs } = transformLimits(this.options.limits, events.length);
-      const request = { type: 'transform', events: JSON.stringify(events) } as const;
-      return JSON.parse(
-        (await engine.request(request, 'transform', deadlineMs)) as string,
-      ) as (JsonObject | null)[];
+      const { deadlineMs } = transformLimits(this.options.limits, events.count);
+      // A view on a larger buffer would take the whole buffer along to the other thread.
+      const body =
+        events.body.byteOffset === 0 && events.body.byteLength === events.body.buffer.byteLength
+          ? events.body
+          : new Uint8Array(events.body);
+      const request = {
+        type: 'transform',
+        body,
+        offsets: events.offsets,
+        count: events.count,
+      } as const;
+      return (await engine.request(request, 'transform', deadlineMs)) as TransformedEvents;
     });
   }
 

@@ -6,7 +6,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { OktailError, errorMessage } from '../core/errors.js';
-import type { JsonObject } from '../core/json.js';
 import { ScriptFailure, ScriptSandbox } from './sandbox.js';
 import { describe, hookProblems, isObject, readTags, type ScriptIssue } from './script-checks.js';
 import {
@@ -20,6 +19,8 @@ if (parentPort === null) throw new Error('script-worker runs only as a worker th
 const port = parentPort;
 const init = workerData as WorkerInit;
 let now = init.now;
+/** The host adds the tags to every event, over the event's own fields: no need to send those back. */
+let tagKeys: string[] = [];
 
 const post = (message: WorkerMessage): void => port.postMessage(message);
 const phase = (hook: string, deadlineMs = init.limits.deadlineMs): void =>
@@ -49,9 +50,11 @@ if (init.mode === 'check') {
         false,
       );
     }
+    const tags = readTags(sandbox);
+    tagKeys = Object.keys(tags);
     post({
       type: 'loaded',
-      tags: readTags(sandbox),
+      tags,
       hasTransform: sandbox.globalType('transform') === 'function',
     });
     loaded = true;
@@ -68,7 +71,7 @@ function serve(request: WorkerRequest): void {
     const value =
       request.type === 'call'
         ? sandbox.call(request.hook, request.args, request.resultCount)
-        : JSON.stringify(sandbox.transform(JSON.parse(request.events) as JsonObject[]));
+        : sandbox.transformPage(request, tagKeys);
     post({ type: 'result', id: request.id, value, broken: sandbox.broken });
   } catch (err) {
     post({ type: 'failure', id: request.id, error: serializeError(err), broken: sandbox.broken });

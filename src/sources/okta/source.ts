@@ -1,4 +1,9 @@
-import type { CollectionLogic, EventRef, PageMeta } from '../../core/collection-logic.js';
+import {
+  EventEdit,
+  type CollectionLogic,
+  type EventRef,
+  type PageMeta,
+} from '../../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../../core/errors.js';
 import type { JsonObject, JsonValue } from '../../core/json.js';
 import type { Batch } from '../../core/sink.js';
@@ -80,6 +85,15 @@ export class OktaSource {
 
   async #render(body: Buffer, spans: EventSpans): Promise<Batch> {
     const { logic, telemetry } = this.#o;
+    if (logic.transformPage && spans.count > 0) {
+      const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
+      const ndjson = renderNdjson(body, spans, this.#tags, { edits });
+      const kept = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n : n + 1), 0);
+      if (kept < spans.count) {
+        telemetry.eventsDropped({ source: this.name, events: spans.count - kept, reason: 'script' });
+      }
+      return { source: this.name, events: kept, ndjson };
+    }
     if (!logic.transform || spans.count === 0) {
       const ndjson = renderNdjson(body, spans, this.#tags);
       return { source: this.name, events: spans.count, ndjson };
