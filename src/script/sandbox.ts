@@ -347,7 +347,12 @@ export class ScriptSandbox {
     const body = Buffer.isBuffer(raw.body)
       ? raw.body
       : Buffer.from(raw.body.buffer, raw.body.byteOffset, raw.body.byteLength);
-    this.page = { body, offsets: raw.offsets, count: raw.count, parsed: new Array(raw.count) };
+    this.page = {
+      body,
+      offsets: raw.offsets,
+      count: raw.count,
+      parsed: new Array<JsonObject | undefined>(raw.count),
+    };
     const omit = new Set(omitKeys);
     try {
       this.run(
