@@ -21,6 +21,7 @@ import {
   LUA_TYPE_NAMES,
 } from './lua-api.js';
 import { ConversionError, JsonBridge, setOwn } from './lua-json.js';
+import { EventFields } from './event-fields.js';
 import { decodeTransformed, encodeEvents, jsonEqual } from './raw-events.js';
 import { LuaFailure, ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './failure.js';
 import { HOST_CHUNK, LuaArgumentError, LuaRuntime } from './lua-runtime.js';
@@ -202,6 +203,7 @@ export class ScriptSandbox {
     offsets: Uint32Array;
     count: number;
     parsed: (JsonObject | undefined)[];
+    fields: (EventFields | undefined)[];
   } | null = null;
   private internalsRef = 0;
   private logLines = 0;
@@ -352,6 +354,7 @@ export class ScriptSandbox {
       offsets: raw.offsets,
       count: raw.count,
       parsed: new Array<JsonObject | undefined>(raw.count),
+      fields: new Array<EventFields | undefined>(raw.count),
     };
     const omit = new Set(omitKeys);
     try {
@@ -417,12 +420,33 @@ export class ScriptSandbox {
     return { edits, text };
   }
 
-  /** Event i of the page being transformed, parsed once, on first use. */
-  private parsedEvent(i: number): JsonObject {
+  private currentPage(i: number): NonNullable<ScriptSandbox['page']> {
     const page = this.page;
     if (page === null || !Number.isInteger(i) || i < 0 || i >= page.count) {
       throw new Error('an event can only be used during the transform call it was given to');
     }
+    return page;
+  }
+
+  /** Where the top-level fields of event i sit, found on first use. */
+  private eventFields(i: number): EventFields {
+    const page = this.currentPage(i);
+    let fields = page.fields[i];
+    if (fields === undefined) {
+      fields = new EventFields(page.body, page.offsets[2 * i]!, page.offsets[2 * i + 1]!);
+      page.fields[i] = fields;
+    }
+    return fields;
+  }
+
+  /** One top-level field of event i, parsed from its bytes alone; undefined when absent. */
+  private fieldValue(i: number, key: string): JsonValue | undefined {
+    return this.eventFields(i).value(key) as JsonValue | undefined;
+  }
+
+  /** Event i of the page being transformed, parsed once, on first use. */
+  private parsedEvent(i: number): JsonObject {
+    const page = this.currentPage(i);
     let event = page.parsed[i];
     if (event === undefined) {
       event = JSON.parse(
@@ -449,7 +473,7 @@ export class ScriptSandbox {
     api._lua_getfield(L, stateIndex, this.runtime.cstring('i'));
     const j = Number(api._lua_tonumberx(L, -1, 0)) - 1;
     api._lua_settop(L, -2);
-    const original = this.parsedEvent(j);
+    const fields = this.eventFields(j);
     const written = new Map<string, JsonValue>();
     const removed = new Set<string>();
     const readPairs = (index: number, onPair: (key: string) => void): void => {
@@ -489,15 +513,15 @@ export class ScriptSandbox {
     let changed = j !== i;
     const added: [string, JsonValue][] = [];
     for (const [key, value] of written) {
-      if (!Object.hasOwn(original, key)) added.push([key, value]);
-      else if (!changed && !jsonEqual(original[key], value)) changed = true;
+      if (!fields.has(key)) added.push([key, value]);
+      else if (!changed && !jsonEqual(this.fieldValue(j, key), value)) changed = true;
     }
-    for (const key of removed) if (!written.has(key) && Object.hasOwn(original, key)) changed = true;
+    for (const key of removed) if (!written.has(key) && fields.has(key)) changed = true;
     if (!changed) return { added, replaced: null };
     const replaced: JsonObject = {};
-    for (const key of Object.keys(original)) {
+    for (const key of fields.keys()) {
       if (removed.has(key) && !written.has(key)) continue;
-      setOwn(replaced, key, written.has(key) ? written.get(key)! : original[key]!);
+      setOwn(replaced, key, written.has(key) ? written.get(key)! : this.fieldValue(j, key)!);
     }
     for (const [key, value] of added) setOwn(replaced, key, value);
     return { added, replaced };
@@ -682,10 +706,9 @@ export class ScriptSandbox {
   /** `event_field(i, key)`: a field of event i of the page being transformed, or nothing. */
   private hostEventField(L: number): number {
     const api = this.runtime.api;
-    const event = this.parsedEvent(Number(api._lua_tonumberx(L, 1, 0)) - 1);
-    const key = this.runtime.readString(L, 2);
-    if (!Object.hasOwn(event, key)) return 0;
-    this.json().push(L, event[key], { nullAsNil: false });
+    const value = this.fieldValue(Number(api._lua_tonumberx(L, 1, 0)) - 1, this.runtime.readString(L, 2));
+    if (value === undefined) return 0;
+    this.json().push(L, value, { nullAsNil: false });
     return 1;
   }
 
