@@ -43,8 +43,8 @@ export async function builtinScriptSource(): Promise<string> {
 }
 
 /**
- * Loads a collection script (or the built-in one) into its own sandbox, in its own worker thread, and
- * checks that it defines the required hooks. Fails with a non-retryable SCRIPT_ERROR when the script cannot
+ * Loads a collection script (or the built-in one) into its own sandbox, in its own worker thread (the
+ * built-in one in this thread, see InThreadScript), and checks that it defines the required hooks. Fails with a non-retryable SCRIPT_ERROR when the script cannot
  * be used as it stands.
  */
 export async function loadCollectionScript(
@@ -52,14 +52,11 @@ export async function loadCollectionScript(
 ): Promise<CollectionLogic> {
   const limits = resolveLimits(options.limits);
   const { name, chunkName, source } = await readScript(options.path);
-  const script = await IsolatedScript.load({
-    name,
-    chunkName,
-    source,
-    limits,
-    log: options.log,
-    clock: options.clock,
-  });
+  const settings = { name, chunkName, source, limits, log: options.log, clock: options.clock };
+  const script: Script =
+    options.path === undefined
+      ? await (await import('./in-thread-script.js')).InThreadScript.load(settings)
+      : await IsolatedScript.load(settings);
   return new ScriptCollectionLogic(name, script);
 }
 
@@ -81,6 +78,9 @@ export async function checkCollectionScript(
   return checkIsolated({ ...script, limits: resolveLimits(options.limits) });
 }
 
+/** A loaded script, in its own watched thread or (the built-in one) in this thread. */
+type Script = Pick<IsolatedScript, 'tags' | 'hasTransform' | 'call' | 'transformPage' | 'close'>;
+
 class ScriptCollectionLogic implements CollectionLogic {
   readonly transform?: (events: JsonObject[]) => Promise<(JsonObject | null)[]>;
   readonly transformPage?: (events: RawEvents) => Promise<TransformedEvents>;
@@ -88,7 +88,7 @@ class ScriptCollectionLogic implements CollectionLogic {
 
   constructor(
     readonly name: string,
-    private readonly script: IsolatedScript,
+    private readonly script: Script,
   ) {
     this.tags = script.tags;
     if (script.hasTransform) {

@@ -339,7 +339,7 @@ function retryable(err: unknown): unknown {
  * the baseline code stays. The flag is process-wide and read only when a module is compiled.
  */
 let baselineOnly = false;
-function baselineWasmOnly(): void {
+export function baselineWasmOnly(): void {
   if (baselineOnly) return;
   setFlagsFromString('--liftoff-only');
   baselineOnly = true;
