@@ -30,6 +30,8 @@ export interface StartupResult {
   commands: StartupCommand[];
   current: StartupBuild;
   baseline: StartupBuild | null;
+  /** `node -e 0`, median of the same number of runs. */
+  nodeMedianMs?: number;
   /** A figure measured earlier from another build and recorded by hand, when no baseline build was run. */
   recordedBaseline?: { build: string; medianMs: Record<string, number>; note: string };
 }
@@ -70,10 +72,11 @@ async function writeConfigs(dir: string): Promise<{ plain: string; scripted: str
   return { plain, scripted };
 }
 
-function timeRun(root: string, args: string[]): Promise<number> {
+function timeRun(root: string | null, args: string[]): Promise<number> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, [join(root, 'bin', 'oktail.js'), ...args], {
+    const argv = root === null ? args : [join(root, 'bin', 'oktail.js'), ...args];
+    const child = spawn(process.execPath, argv, {
       // `validate` still wants the token variable set, though it never sends it.
       env: { ...process.env, OKTA_API_TOKEN: 'bench-token' },
       stdio: ['ignore', 'ignore', 'pipe'],
@@ -110,6 +113,9 @@ export async function startup(options: {
     { name: 'oktail validate -c FILE (with a script)', args: ['validate', '-c', configs.scripted] },
     { name: 'oktail state show -c FILE', args: ['state', 'show', '-c', configs.plain] },
   ];
+  // Node.js alone, for scale: what no command can go below on this machine at this moment.
+  const nodeMs: number[] = [];
+  for (let i = 0; i < runs; i++) nodeMs.push(await timeRun(null, ['-e', '0']));
   const builds = [options.root, ...(options.baselineBuild ? [options.baselineBuild] : [])];
   const times = builds.map(() => new Map<string, number[]>(commands.map((c) => [c.name, []])));
   console.log(`Start-up: ${commands.length} commands x ${runs} runs x ${builds.length} build(s)`);
@@ -141,9 +147,11 @@ export async function startup(options: {
     })),
     current: summary(0),
     baseline: builds.length > 1 ? summary(1) : null,
+    nodeMedianMs: Math.round(median(nodeMs)),
   };
   for (const c of commands) {
     const base = result.baseline ? `, baseline ${result.baseline.medianMs[c.name]} ms` : '';
+    if (c === commands[0]) console.log(`  node -e 0: median ${result.nodeMedianMs} ms`);
     console.log(`  ${c.name}: median ${result.current.medianMs[c.name]} ms${base}`);
   }
   return result;
