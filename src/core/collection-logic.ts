@@ -84,4 +84,9 @@ export const EventEdit = {
 export interface TransformedEvents {
   edits: Uint8Array;
   text: (string | undefined)[];
+  /**
+   * The page's bytes, when they were moved to another thread and back (the `RawEvents` body is then
+   * detached): render from these.
+   */
+  body?: Uint8Array;
 }

@@ -17,7 +17,8 @@ export function encodeEvents(events: readonly JsonObject[]): RawEvents {
 
 /** The events a page transform kept, parsed, with null for the dropped ones. */
 export function decodeTransformed(raw: RawEvents, result: TransformedEvents): (JsonObject | null)[] {
-  const body = Buffer.from(raw.body.buffer, raw.body.byteOffset, raw.body.byteLength);
+  const bytes = result.body ?? raw.body;
+  const body = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out: (JsonObject | null)[] = [];
   for (let i = 0; i < raw.count; i++) {
     const original = (): string => body.toString('utf8', raw.offsets[2 * i], raw.offsets[2 * i + 1]);

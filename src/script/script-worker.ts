@@ -22,7 +22,8 @@ let now = init.now;
 /** The host adds the tags to every event, over the event's own fields: no need to send those back. */
 let tagKeys: string[] = [];
 
-const post = (message: WorkerMessage): void => port.postMessage(message);
+const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []): void =>
+  port.postMessage(message, transfer);
 const phase = (hook: string, deadlineMs = init.limits.deadlineMs): void =>
   post({ type: 'phase', hook, deadlineMs });
 
@@ -68,11 +69,16 @@ if (init.mode === 'check') {
 function serve(request: WorkerRequest): void {
   now = request.now;
   try {
-    const value =
-      request.type === 'call'
-        ? sandbox.call(request.hook, request.args, request.resultCount)
-        : sandbox.transformPage(request, tagKeys);
-    post({ type: 'result', id: request.id, value, broken: sandbox.broken });
+    if (request.type === 'call') {
+      const value = sandbox.call(request.hook, request.args, request.resultCount);
+      post({ type: 'result', id: request.id, value, broken: sandbox.broken });
+    } else {
+      // The page's bytes go back to the host, which renders from them.
+      const value = { ...sandbox.transformPage(request, tagKeys), body: request.body };
+      post({ type: 'result', id: request.id, value, broken: sandbox.broken }, [
+        request.body.buffer as ArrayBuffer,
+      ]);
+    }
   } catch (err) {
     post({ type: 'failure', id: request.id, error: serializeError(err), broken: sandbox.broken });
   }

@@ -87,7 +87,11 @@ export class OktaSource {
     const { logic, telemetry } = this.#o;
     if (logic.transformPage && spans.count > 0) {
       const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
-      const ndjson = renderNdjson(body, spans, this.#tags, { edits });
+      // The script's thread may have taken the bytes and given them back.
+      const bytes = edits.body
+        ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
+        : body;
+      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits });
       const kept = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n : n + 1), 0);
       if (kept < spans.count) {
         telemetry.eventsDropped({ source: this.name, events: spans.count - kept, reason: 'script' });
