@@ -3,13 +3,15 @@
  * process, against the project's Okta emulator in another process over HTTPS on loopback. Writes
  * bench/results/<scenario>.json and docs/performance.md.
  *
- *   node bench/tmp/bench/run.js [--quick] [--only throughput,rate-limited,shared-bucket,rss-1m]
- *                               [--events N] [--rounds R]
+ *   node bench/tmp/bench/run.js [--quick] [--only startup,throughput,rate-limited,shared-bucket,rss-1m]
+ *                               [--events N] [--rounds R] [--baseline-build DIR]
  *
  * --quick shrinks every scenario, --events/--rounds change the throughput scenario and --only picks
- * scenarios, for trying things out: only a full run writes results.
+ * scenarios, for trying things out: only a full run writes results. --baseline-build names a copy of an
+ * older build (bin/, dist/, package.json) whose start-up is measured beside this one's; without it the
+ * start-up results keep the baseline figures recorded last time.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -29,7 +31,8 @@ import type {
   ThroughputResult,
   WindowUse,
 } from './results.js';
-import { readServed, verifyOutput, type OutputForm } from './verify.js';
+import { startup, type StartupResult } from './startup.js';
+import { readServed, verifyOutput, type OutputForm, type Verification } from './verify.js';
 
 // ------------------------------------------------------------------------------------------ contenders
 
@@ -581,7 +584,7 @@ async function million(env: Env): Promise<MillionResult> {
 
 // ------------------------------------------------------------------------------------------ main
 
-const SCENARIOS = ['throughput', 'rate-limited', 'shared-bucket', 'rss-1m'] as const;
+const SCENARIOS = ['startup', 'throughput', 'rate-limited', 'shared-bucket', 'rss-1m'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 async function main(): Promise<void> {
@@ -591,6 +594,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       events: { type: 'string' },
       rounds: { type: 'string' },
+      'baseline-build': { type: 'string' },
     },
     strict: true,
   });
@@ -615,7 +619,28 @@ async function main(): Promise<void> {
     'rate-limited': LimitedResult;
     'shared-bucket': LimitedResult;
     'rss-1m': MillionResult;
+    startup: StartupResult;
   }> = {};
+  if (only.includes('startup')) {
+    results.startup = await startup({
+      machine: env.machine,
+      root: ROOT,
+      workDir,
+      baselineBuild: values['baseline-build'] ?? null,
+      runs: quick ? 3 : undefined,
+    });
+    if (results.startup.baseline === null) {
+      const previous = await readPrevious<StartupResult>(join(ROOT, 'bench', 'results', 'startup.json'));
+      const recorded = previous?.baseline
+        ? {
+            build: previous.baseline.build,
+            medianMs: previous.baseline.medianMs,
+            note: `measured ${previous.machine.date} beside that run's build`,
+          }
+        : previous?.recordedBaseline;
+      if (recorded) results.startup.recordedBaseline = recorded;
+    }
+  }
   if (only.includes('throughput')) results.throughput = await throughput(env);
   if (only.includes('rate-limited')) results['rate-limited'] = await rateLimited(env);
   if (only.includes('shared-bucket')) results['shared-bucket'] = await sharedBucket(env);
@@ -634,6 +659,14 @@ async function main(): Promise<void> {
   await writeReport(report, dir);
   console.log(`Wrote ${dir}/*.json and ${report}${record ? '' : ' (a trial: not the documented sizes)'}.`);
   await rm(workDir, { recursive: true, force: true });
+}
+
+async function readPrevious<T>(path: string): Promise<T | null> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
 }
 
 main().catch((err: unknown) => {

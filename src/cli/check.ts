@@ -1,10 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { Command } from '@commander-js/extra-typings';
-import { loadConfig } from '../config/load.js';
 import type { OktaSourceConfig } from '../config/schema.js';
 import { errorMessage, isOktailError } from '../core/errors.js';
-import { createClient } from '../pipeline/build.js';
-import { OktaResponseError } from '../sources/okta/client.js';
 import { readRateLimit } from '../sources/okta/rate-limit-headers.js';
 import { EXIT_OK, exitCodeFor } from './exit-codes.js';
 
@@ -75,6 +72,9 @@ export async function checkSource(name: string, cfg: OktaSourceConfig): Promise<
     lines.push(diagnoseTransport(err, host));
     return { ok: false, lines, error: err };
   }
+  // Loaded per check, not at start-up: the HTTP stack is most of what every other command would load.
+  const { createClient } = await import('../pipeline/build.js');
+  const { OktaResponseError } = await import('../sources/okta/client.js');
   let client;
   try {
     client = await createClient(name, cfg);
@@ -115,6 +115,7 @@ export function checkCommand() {
     .description('test the connection to each source: one authenticated request, diagnosed layer by layer')
     .requiredOption('-c, --config <file>', 'config file (YAML)')
     .action(async (opts) => {
+      const { loadConfig } = await import('../config/load.js');
       const config = await loadConfig(opts.config);
       let exitCode = EXIT_OK;
       for (const [name, cfg] of Object.entries(config.sources)) {

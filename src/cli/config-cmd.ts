@@ -1,5 +1,4 @@
 import { Command } from '@commander-js/extra-typings';
-import { configJsonSchema } from '../config/schema.js';
 import { CONFIG_EXAMPLE } from './config-example.js';
 
 export function configCommand() {
@@ -7,7 +6,8 @@ export function configCommand() {
   config
     .command('schema')
     .description('print the JSON Schema of the config file, for editors and CI checks')
-    .action(() => {
+    .action(async () => {
+      const { configJsonSchema } = await import('../config/schema.js');
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
     });
   config

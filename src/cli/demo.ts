@@ -3,8 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
-import { parseConfig } from '../config/load.js';
-import { parseHostPort } from '../config/schema.js';
 import { logFormatOption, logLevelOption, runLogging, runPipeline } from './run.js';
 
 export function demoCommand() {
@@ -22,7 +20,9 @@ export function demoCommand() {
         '--api <address>',
         'serve /metrics, /health and /ready on host:port, e.g. 127.0.0.1:9598',
       ).argParser((value) => {
-        if (parseHostPort(value)?.port == null) {
+        // The config's own check runs later; this one only has to catch what is plainly not host:port,
+        // without loading the config schema into every start of the CLI.
+        if (!/^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):[0-9]{1,5}$/.test(value)) {
           throw new InvalidArgumentError('must be host:port, e.g. 127.0.0.1:9598');
         }
         return value;
@@ -68,8 +68,9 @@ export function demoCommand() {
         '    type: stdout',
         '    inputs: [demo]',
       ].join('\n');
+      const { parseConfig } = await import('../config/load.js');
       const config = parseConfig(yaml, { baseDir: dir, env: { OKTA_API_TOKEN: token }, fileName: 'demo' });
-      const { log, progress } = runLogging(config, opts);
+      const { log, progress } = await runLogging(config, opts);
       log.info(
         { emulator: emulator.origin, events: opts.events },
         'Demo: collecting from the built-in Okta emulator to stdout; press Ctrl-C to stop.',

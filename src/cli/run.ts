@@ -1,16 +1,16 @@
 import { Command, Option } from '@commander-js/extra-typings';
-import { loadConfig } from '../config/load.js';
-import { parseAddress, type Config, type LogFormat, type LogLevel } from '../config/schema.js';
-import { VERSION } from '../core/version.js';
-import { buildPipeline } from '../pipeline/build.js';
-import { DataDirLock } from '../pipeline/lock.js';
+import type { Config, LogFormat, LogLevel } from '../config/schema.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
-import { ApiServer } from '../telemetry/http-server.js';
-import { createLogger, resolveLogFormat, type Logger } from '../telemetry/logger.js';
-import { ProgressTelemetry, progressWanted } from '../telemetry/progress.js';
+import type { ApiServer } from '../telemetry/http-server.js';
+import type { Logger } from '../telemetry/logger.js';
+import type { ProgressTelemetry } from '../telemetry/progress.js';
 import type { ReadinessSource } from '../telemetry/readiness.js';
-import { LogTelemetry, TeeTelemetry, type TelemetrySink } from '../telemetry/telemetry.js';
+import type { TelemetrySink } from '../telemetry/telemetry.js';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor } from './exit-codes.js';
+import { VERSION } from '../core/version.js';
+
+// Every module below the command line is imported when a command runs, not when the CLI starts: `--help`,
+// `validate` and `state` would otherwise pay for the HTTP stack, the Lua VM and the logger they never use.
 
 export const logLevelOption = () =>
   new Option('--log-level <level>', 'log level').choices([
@@ -32,8 +32,9 @@ export function runCommand() {
     .addOption(logFormatOption())
     .option('-q, --quiet', 'no live progress lines on the terminal')
     .action(async (opts) => {
+      const { loadConfig } = await import('../config/load.js');
       const config = await loadConfig(opts.config);
-      const { log, progress } = runLogging(config, opts);
+      const { log, progress } = await runLogging(config, opts);
       process.exitCode = await runPipeline(config, log, {
         once: opts.once === true,
         progress,
@@ -49,10 +50,12 @@ export const logFormatOption = () =>
   ] as const);
 
 /** The logger and the live progress lines of `run` and `demo`, from the flags and the config. */
-export function runLogging(
+export async function runLogging(
   config: Config,
   flags: { logLevel?: LogLevel; logFormat?: LogFormat; quiet?: boolean },
-): { log: Logger; progress: ProgressTelemetry | null } {
+): Promise<{ log: Logger; progress: ProgressTelemetry | null }> {
+  const { ProgressTelemetry, progressWanted } = await import('../telemetry/progress.js');
+  const { createLogger, resolveLogFormat } = await import('../telemetry/logger.js');
   const wanted = progressWanted({
     stderr: process.stderr,
     stdout: process.stdout,
@@ -91,6 +94,8 @@ export async function runPipeline(
     configPath?: string;
   },
 ): Promise<number> {
+  const { DataDirLock } = await import('../pipeline/lock.js');
+  const { LogTelemetry, TeeTelemetry } = await import('../telemetry/telemetry.js');
   // Before the checkpoint is read: a second collector on the same data_dir would commit over this one.
   const lock = await DataDirLock.acquire(config.data_dir, 'run');
   const progress = options.progress ?? null;
@@ -102,6 +107,8 @@ export async function runPipeline(
     if (config.api) {
       // Loaded only when the endpoint is on: prom-client adds a few hundred ms to every start.
       const { MetricsTelemetry } = await import('../telemetry/metrics.js');
+      const { ApiServer } = await import('../telemetry/http-server.js');
+      const { parseAddress } = await import('../config/schema.js');
       const metrics = new MetricsTelemetry({
         next: telemetry,
         sources: readinessSources(config),
@@ -129,6 +136,7 @@ async function collect(
   telemetry: TelemetrySink,
   options: { once: boolean; stdout?: NodeJS.WritableStream; configPath?: string },
 ): Promise<number> {
+  const { buildPipeline } = await import('../pipeline/build.js');
   const built = await buildPipeline(config, {
     log,
     telemetry,

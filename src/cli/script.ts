@@ -1,5 +1,4 @@
 import { Command } from '@commander-js/extra-typings';
-import { builtinScriptSource } from '../script/index.js';
 import { EXIT_USAGE } from './exit-codes.js';
 
 export function scriptCommand() {
@@ -14,6 +13,7 @@ export function scriptCommand() {
         process.exitCode = EXIT_USAGE;
         return;
       }
+      const { builtinScriptSource } = await import('../script/index.js');
       process.stdout.write(await builtinScriptSource());
     });
   return script;

@@ -1,13 +1,11 @@
 import { readFile, stat } from 'node:fs/promises';
 import { Command } from '@commander-js/extra-typings';
-import { loadConfig } from '../config/load.js';
-import { isIsoDateTime, type Config } from '../config/schema.js';
+import type { Config } from '../config/schema.js';
 import type { Checkpoint } from '../core/checkpoint.js';
 import { OktailError } from '../core/errors.js';
 import type { JsonValue } from '../core/json.js';
 import { FileCheckpointStore, parseCheckpoint } from '../pipeline/checkpoint-file.js';
 import { DataDirLock } from '../pipeline/lock.js';
-import { loadCollectionScript } from '../script/index.js';
 import { EXIT_FAILURE } from './exit-codes.js';
 
 interface StateContext {
@@ -25,6 +23,7 @@ async function withState<T>(
   command: string,
   fn: (ctx: StateContext) => Promise<T>,
 ): Promise<T> {
+  const { loadConfig } = await import('../config/load.js');
   // State commands never contact Okta: they must work without the token's variable set.
   const config = await loadConfig(configFile, process.env, { secrets: 'unresolved' });
   const lock = await DataDirLock.acquire(config.data_dir, command);
@@ -166,6 +165,7 @@ export function stateCommand() {
     .requiredOption('-c, --config <file>', 'config file (YAML)')
     .action(async (source, opts) => {
       const startFrom = opts.startFrom;
+      const { isIsoDateTime } = await import('../config/schema.js');
       if (startFrom !== undefined && !isIsoDateTime(startFrom)) {
         throw usage(`--start-from must be an ISO 8601 date-time with a timezone, e.g. 2025-01-15T08:30:00Z`);
       }
@@ -178,6 +178,7 @@ export function stateCommand() {
           if (!cfg)
             throw usage(`--start-from needs source "${source}" in the config (its domain and script)`);
           // The collection script decides what a start looks like, exactly as a first run would.
+          const { loadCollectionScript } = await import('../script/index.js');
           const logic = await loadCollectionScript({
             path: cfg.script ?? undefined,
             log: (level, message) => {

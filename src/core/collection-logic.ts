@@ -53,5 +53,40 @@ export interface CollectionLogic {
    * Returns one entry per event: the event (possibly changed) or null to drop it.
    */
   transform?: (events: JsonObject[]) => Promise<(JsonObject | null)[]>;
+  /**
+   * The same hook on a page's bytes as Okta sent them, when the logic can work on those: an event the hook
+   * leaves unchanged (or only adds fields to) keeps its bytes, and the events cross to a script's thread
+   * without being parsed here. Preferred over `transform` when both exist.
+   */
+  transformPage?: (events: RawEvents) => Promise<TransformedEvents>;
   close(): Promise<void>;
+}
+
+/** A page's events as received: event i is `body[offsets[2i], offsets[2i + 1])`, a JSON object. */
+export interface RawEvents {
+  body: Uint8Array;
+  offsets: Uint32Array;
+  count: number;
+}
+
+/** What a page transform did to each event. */
+export const EventEdit = {
+  DROPPED: 0,
+  /** Written as received. */
+  UNCHANGED: 1,
+  /** Written as received plus the members `text[i]` (`"k":v,...`), spliced before its closing brace. */
+  ADDED: 2,
+  /** Replaced by the JSON object `text[i]`. */
+  REPLACED: 3,
+} as const;
+
+/** One `EventEdit` per event, and the text `ADDED` and `REPLACED` carry. Tag keys never appear in `text`. */
+export interface TransformedEvents {
+  edits: Uint8Array;
+  text: (string | undefined)[];
+  /**
+   * The page's bytes, when they were moved to another thread and back (the `RawEvents` body is then
+   * detached): render from these.
+   */
+  body?: Uint8Array;
 }

@@ -1,14 +1,21 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 
-import type { CollectionLogic, PageDecision, PageMeta } from '../core/collection-logic.js';
+import type {
+  CollectionLogic,
+  PageDecision,
+  PageMeta,
+  RawEvents,
+  TransformedEvents,
+} from '../core/collection-logic.js';
 import { OktailError, errorMessage } from '../core/errors.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
-import { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits, type ScriptLog } from './sandbox.js';
+import { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits, type ScriptLog } from './failure.js';
 import { describe, isObject, type ScriptIssue } from './script-checks.js';
+import { decodeTransformed, encodeEvents } from './raw-events.js';
 import { checkIsolated, IsolatedScript } from './script-host.js';
 
-export { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits } from './sandbox.js';
+export { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits } from './failure.js';
 export { REQUIRED_HOOKS, type ScriptIssue } from './script-checks.js';
 
 export const BUILTIN_SCRIPT_NAME = 'okta.lua (built-in)';
@@ -36,8 +43,8 @@ export async function builtinScriptSource(): Promise<string> {
 }
 
 /**
- * Loads a collection script (or the built-in one) into its own sandbox, in its own worker thread, and
- * checks that it defines the required hooks. Fails with a non-retryable SCRIPT_ERROR when the script cannot
+ * Loads a collection script (or the built-in one) into its own sandbox, in its own worker thread (the
+ * built-in one in this thread, see InThreadScript), and checks that it defines the required hooks. Fails with a non-retryable SCRIPT_ERROR when the script cannot
  * be used as it stands.
  */
 export async function loadCollectionScript(
@@ -45,14 +52,11 @@ export async function loadCollectionScript(
 ): Promise<CollectionLogic> {
   const limits = resolveLimits(options.limits);
   const { name, chunkName, source } = await readScript(options.path);
-  const script = await IsolatedScript.load({
-    name,
-    chunkName,
-    source,
-    limits,
-    log: options.log,
-    clock: options.clock,
-  });
+  const settings = { name, chunkName, source, limits, log: options.log, clock: options.clock };
+  const script: Script =
+    options.path === undefined
+      ? await (await import('./in-thread-script.js')).InThreadScript.load(settings)
+      : await IsolatedScript.load(settings);
   return new ScriptCollectionLogic(name, script);
 }
 
@@ -74,19 +78,28 @@ export async function checkCollectionScript(
   return checkIsolated({ ...script, limits: resolveLimits(options.limits) });
 }
 
+/** A loaded script, in its own watched thread or (the built-in one) in this thread. */
+type Script = Pick<IsolatedScript, 'tags' | 'hasTransform' | 'call' | 'transformPage' | 'close'>;
+
 class ScriptCollectionLogic implements CollectionLogic {
   readonly transform?: (events: JsonObject[]) => Promise<(JsonObject | null)[]>;
+  readonly transformPage?: (events: RawEvents) => Promise<TransformedEvents>;
   readonly tags: Readonly<Record<string, JsonValue>>;
 
   constructor(
     readonly name: string,
-    private readonly script: IsolatedScript,
+    private readonly script: Script,
   ) {
     this.tags = script.tags;
     if (script.hasTransform) {
+      this.transformPage = async (events) => {
+        if (events.count === 0) return { edits: new Uint8Array(0), text: [] };
+        return this.script.transformPage(events);
+      };
       this.transform = async (events) => {
         if (events.length === 0) return [];
-        return this.script.transform(events);
+        const raw = encodeEvents(events);
+        return decodeTransformed(raw, await this.script.transformPage(raw));
       };
     }
   }

@@ -38,10 +38,17 @@ export interface PushOptions {
  * an array; JSON null is a NULL light userdata (`json.null`) that scripts can compare against but not forge.
  * Every function here may raise a Lua error (allocation) and so runs inside `LuaRuntime.run`.
  */
+/** Tables with this metatable are event proxies (see the sandbox's transform), read by `read`. */
+export interface ProxyReader {
+  metatableRef: number;
+  read(L: number, index: number): JsonObject;
+}
+
 export class JsonBridge {
   constructor(
     private readonly runtime: LuaRuntime,
     private readonly arrayMetatableRef: number,
+    private readonly proxies?: ProxyReader,
   ) {}
 
   push(L: number, value: JsonValue | undefined, options: PushOptions, depth = 0): void {
@@ -142,9 +149,13 @@ export class JsonBridge {
   }
 
   isArrayMarked(L: number, index: number): boolean {
+    return this.hasMetatable(L, index, this.arrayMetatableRef);
+  }
+
+  private hasMetatable(L: number, index: number, ref: number): boolean {
     const api = this.runtime.api;
     if (api._lua_getmetatable(L, index) === 0) return false;
-    api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.arrayMetatableRef));
+    api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(ref));
     const marked = api._lua_rawequal(L, -1, -2) !== 0;
     api._lua_settop(L, -3);
     return marked;
@@ -178,6 +189,9 @@ export class JsonBridge {
       );
     }
     if (api._lua_checkstack(L, 4) === 0) throw new ConversionError('Lua stack overflow');
+    if (this.proxies !== undefined && this.hasMetatable(L, index, this.proxies.metatableRef)) {
+      return this.proxies.read(L, index);
+    }
     const marked = this.isArrayMarked(L, index);
     if (!marked) {
       const object = this.readStringKeyed(L, index, keyOrder, depth);
@@ -284,7 +298,7 @@ export class JsonBridge {
 }
 
 /** Plain assignment would turn a `__proto__` key into a prototype change. */
-function setOwn(object: JsonObject, key: string, value: JsonValue | undefined): void {
+export function setOwn(object: JsonObject, key: string, value: JsonValue | undefined): void {
   if (key === '__proto__') {
     Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
   } else {

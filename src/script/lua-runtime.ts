@@ -1,6 +1,7 @@
 import { LuaFactory } from 'wasmoon';
 
 import { errorMessage } from '../core/errors.js';
+import { LuaFailure } from './failure.js';
 import {
   isLongjmp,
   LUA_DEBUG_CURRENTLINE,
@@ -18,6 +19,8 @@ import {
   LUA_TYPE_NAMES,
   type LuaModule,
 } from './lua-api.js';
+
+export { LuaFailure, type FailureKind } from './failure.js';
 
 /** Chunk name of the host's own Lua code, so its frames are never blamed for a script's error. */
 export const HOST_CHUNK = '[oktail]';
@@ -39,20 +42,6 @@ export interface CallLimits {
   instructionBudget: number;
   /** Wall-clock milliseconds one call may take. */
   deadlineMs: number;
-}
-
-export type FailureKind = 'error' | 'syntax' | 'instructions' | 'deadline' | 'memory' | 'runtime';
-
-/** Why a protected call failed, with the script line when one is known. */
-export class LuaFailure extends Error {
-  constructor(
-    readonly kind: FailureKind,
-    message: string,
-    readonly line: number | null,
-  ) {
-    super(message);
-    this.name = 'LuaFailure';
-  }
 }
 
 /** A C function's body: returns how many values it left on the stack for Lua. */

@@ -1,4 +1,5 @@
-import { OktailError, errorMessage } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
+import { EventEdit, type RawEvents, type TransformedEvents } from '../core/collection-logic.js';
 import type { JsonObject, JsonValue } from '../core/json.js';
 import {
   formatIsoTime,
@@ -19,41 +20,20 @@ import {
   LUA_TTABLE,
   LUA_TYPE_NAMES,
 } from './lua-api.js';
-import { ConversionError, JsonBridge } from './lua-json.js';
-import { HOST_CHUNK, LuaArgumentError, LuaFailure, LuaRuntime, type FailureKind } from './lua-runtime.js';
+import { ConversionError, JsonBridge, setOwn } from './lua-json.js';
+import { EventFields } from './event-fields.js';
+import { decodeTransformed, encodeEvents, jsonEqual } from './raw-events.js';
+import { LuaFailure, ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './failure.js';
+import { HOST_CHUNK, LuaArgumentError, LuaRuntime } from './lua-runtime.js';
 
-/** Per-script limits. Instruction budget and deadline apply to each hook call; memory to the whole script. */
-export interface ScriptLimits {
-  /** Lua VM instructions one hook call may execute (the top-level chunk counts as one call). */
-  instructionBudget: number;
-  /** Wall-clock milliseconds one hook call may take. */
-  deadlineMs: number;
-  /** Bytes of memory the script's Lua state may hold, its data included. */
-  memoryBytes: number;
-}
-
-export const DEFAULT_LIMITS: Readonly<ScriptLimits> = {
-  instructionBudget: 10_000_000,
-  deadlineMs: 1000,
-  memoryBytes: 64 * 1024 * 1024,
-};
-
-/**
- * A page transform runs one call for up to 1000 events, so its limits grow with the page: the per-call
- * limits stay the bound for a loop that never ends, and each event adds room for honest work (a loaded
- * machine can be ten times slower than an idle one).
- */
-export const TRANSFORM_ALLOWANCE_PER_EVENT = { instructions: 20_000, deadlineMs: 5 } as const;
-
-export function transformLimits(limits: ScriptLimits, events: number): ScriptLimits {
-  return {
-    ...limits,
-    instructionBudget: limits.instructionBudget + events * TRANSFORM_ALLOWANCE_PER_EVENT.instructions,
-    deadlineMs: limits.deadlineMs + events * TRANSFORM_ALLOWANCE_PER_EVENT.deadlineMs,
-  };
-}
-
-export type ScriptLog = (level: string, message: string) => void;
+export {
+  DEFAULT_LIMITS,
+  ScriptFailure,
+  TRANSFORM_ALLOWANCE_PER_EVENT,
+  transformLimits,
+  type ScriptLimits,
+  type ScriptLog,
+} from './failure.js';
 
 export interface SandboxOptions {
   /** How errors name the script: its path, or "okta.lua (built-in)". */
@@ -64,23 +44,6 @@ export interface SandboxOptions {
   log?: ScriptLog | undefined;
   /** Clock behind the script's `now()`; tests pin it. */
   clock?: (() => number) | undefined;
-}
-
-/** A script failure: an OktailError (SCRIPT_ERROR) that also keeps its parts for `oktail validate`. */
-export class ScriptFailure extends OktailError {
-  constructor(
-    message: string,
-    readonly hook: string,
-    readonly kind: FailureKind,
-    readonly line: number | null,
-    /** The failure without the script's name and line, e.g. "syntax error: '=' expected near 'x'". */
-    readonly detail: string,
-    retryable: boolean,
-    cause?: unknown,
-  ) {
-    super('SCRIPT_ERROR', message, retryable, cause === undefined ? {} : { cause });
-    this.name = 'ScriptFailure';
-  }
 }
 
 /**
@@ -134,20 +97,96 @@ end
 json = { null = host.null, array = array, encode = host.json_encode, decode = host.json_decode }
 json_encode, json_decode = host.json_encode, host.json_decode
 
--- One call per page: the loop stays inside Lua instead of crossing from JS once per event.
-local function transform_page(events, n)
-  local fn = transform
-  if type(fn) ~= "function" then error("transform is not a function", 0) end
-  local out = {}
-  for i = 1, n do
-    local result = fn(events[i])
-    if result == nil then result = false end
-    out[i] = result
+-- Events reach transform as empty tables whose fields the host decodes on first access, from the page's bytes:
+-- an event nobody looks into costs almost nothing, and one that comes back unchanged keeps its bytes. Each
+-- proxy's state (fields read or written, fields removed) lives here, out of the scripts' reach.
+local live = {}
+local event_field, event_fields = host.event_field, host.event_fields
+local function state_of(p)
+  local st = live[p]
+  if st == nil then error("an event can only be used during the transform call it was given to", 3) end
+  return st
+end
+local event_mt = { __metatable = "event" }
+event_mt.__index = function(p, k)
+  local st = state_of(p)
+  local fields = st.fields
+  if fields ~= nil then
+    local v = fields[k]
+    if v ~= nil or st.all then return v end
   end
-  return out
+  local removed = st.removed
+  if (removed ~= nil and removed[k]) or type(k) ~= "string" then return nil end
+  local v = event_field(st.i, k)
+  if v ~= nil then
+    if fields == nil then fields = {}; st.fields = fields end
+    fields[k] = v
+    -- A table handed out may be changed in place: the host compares it with the original afterwards.
+    if type(v) == "table" then st.tables = true end
+  end
+  return v
+end
+event_mt.__newindex = function(p, k, v)
+  local st = state_of(p)
+  local fields = st.fields
+  if fields == nil then fields = {}; st.fields = fields end
+  fields[k] = v
+  st.written = true
+  local removed = st.removed
+  if v == nil then
+    if removed == nil then removed = {}; st.removed = removed end
+    removed[k] = true
+  elseif removed ~= nil then
+    removed[k] = nil
+  end
+end
+event_mt.__pairs = function(p)
+  local st = state_of(p)
+  if not st.all then
+    local fields, removed = st.fields or {}, st.removed
+    for k, v in next, event_fields(st.i) do
+      if fields[k] == nil and not (removed ~= nil and removed[k]) then fields[k] = v end
+    end
+    st.fields, st.all, st.tables = fields, true, true
+  end
+  return next, st.fields, nil
 end
 
-return { array_mt = array_mt, transform_page = transform_page, collect = function() raw_collect("collect") end }
+-- One call per page: the loop stays inside Lua instead of crossing from JS once per event. Returns, per
+-- event, false (dropped), true (the event itself, untouched) or the table returned, and for a returned
+-- event the state the host reads its changes from.
+local function transform_page(n)
+  local fn = transform
+  if type(fn) ~= "function" then error("transform is not a function", 0) end
+  local out, states = {}, {}
+  for i = 1, n do
+    local p = raw_setmetatable({}, event_mt)
+    local st = { i = i }
+    live[p] = st
+    local result = fn(p)
+    if result == nil or result == false then
+      out[i] = false
+    else
+      local rst = type(result) == "table" and live[result] or nil
+      if rst == st and not st.written and not st.tables and next(p) == nil then
+        out[i] = true
+      else
+        out[i] = result
+        states[i] = rst
+      end
+    end
+  end
+  return out, states
+end
+
+local function end_page()
+  for p in next, live do live[p] = nil end
+end
+
+return {
+  array_mt = array_mt, event_mt = event_mt, live = live, transform_page = transform_page, end_page = end_page,
+  collect = function() raw_collect("collect") end,
+}
 `;
 
 const encoder = new TextEncoder();
@@ -158,6 +197,14 @@ const encoder = new TextEncoder();
  */
 export class ScriptSandbox {
   private bridge: JsonBridge | null = null;
+  private liveRef = 0;
+  private page: {
+    body: Buffer;
+    offsets: Uint32Array;
+    count: number;
+    parsed: (JsonObject | undefined)[];
+    fields: (EventFields | undefined)[];
+  } | null = null;
   private internalsRef = 0;
   private logLines = 0;
   private logDropped = 0;
@@ -285,53 +332,219 @@ export class ScriptSandbox {
    * (as the script left it) or null when the script dropped it by returning nil or false.
    */
   transform(events: readonly JsonObject[]): (JsonObject | null)[] {
-    const results: (JsonObject | null)[] = [];
-    this.run(
-      'transform',
-      (L) => {
-        const api = this.runtime.api;
-        const json = this.json();
-        const keyOrder = new Map<number, JsonObject>();
-        api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.internalsRef));
-        api._lua_getfield(L, -1, this.runtime.cstring('transform_page'));
-        api._lua_createtable(L, events.length, 0);
-        for (let i = 0; i < events.length; i++) {
-          json.push(L, events[i], { nullAsNil: false, keyOrder });
-          api._lua_rawseti(L, -2, BigInt(i + 1));
-        }
-        api._lua_pushinteger(L, BigInt(events.length));
-        api._lua_callk(L, 2, 1, 0, 0);
-        const out = api._lua_gettop(L);
-        for (let i = 0; i < events.length; i++) {
-          const type = api._lua_rawgeti(L, out, BigInt(i + 1));
-          if (type === LUA_TBOOLEAN && api._lua_toboolean(L, -1) === 0) {
-            results.push(null);
-          } else if (type === LUA_TTABLE) {
-            let event: JsonValue | undefined;
-            try {
-              event = json.read(L, -1, keyOrder);
-            } catch (err) {
-              throw eventError(i, err);
-            }
-            if (event === null || typeof event !== 'object' || Array.isArray(event)) {
+    const raw = encodeEvents(events);
+    return decodeTransformed(raw, this.transformPage(raw));
+  }
+
+  /**
+   * Runs the script's `transform` over a page of raw events in one call into Lua. Each event enters Lua as a
+   * proxy table whose fields are decoded from the page's bytes when first read; afterwards only what the
+   * script read or wrote is compared with the original, so an unchanged event keeps its bytes and an event
+   * that only gained fields keeps them too. Keys in `omitKeys` (the tags, which the host adds and which
+   * override the event's) are left out of what comes back.
+   */
+  transformPage(raw: RawEvents, omitKeys: readonly string[] = []): TransformedEvents {
+    const edits = new Uint8Array(raw.count);
+    const text: (string | undefined)[] = new Array<string | undefined>(raw.count);
+    const body = Buffer.isBuffer(raw.body)
+      ? raw.body
+      : Buffer.from(raw.body.buffer, raw.body.byteOffset, raw.body.byteLength);
+    this.page = {
+      body,
+      offsets: raw.offsets,
+      count: raw.count,
+      parsed: new Array<JsonObject | undefined>(raw.count),
+      fields: new Array<EventFields | undefined>(raw.count),
+    };
+    const omit = new Set(omitKeys);
+    try {
+      this.run(
+        'transform',
+        (L) => {
+          const api = this.runtime.api;
+          const json = this.json();
+          api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.internalsRef));
+          const internals = api._lua_gettop(L);
+          api._lua_getfield(L, internals, this.runtime.cstring('transform_page'));
+          api._lua_pushinteger(L, BigInt(raw.count));
+          api._lua_callk(L, 1, 2, 0, 0);
+          const out = api._lua_gettop(L) - 1;
+          const states = out + 1;
+          for (let i = 0; i < raw.count; i++) {
+            const type = api._lua_rawgeti(L, out, BigInt(i + 1));
+            if (type === LUA_TBOOLEAN) {
+              edits[i] = api._lua_toboolean(L, -1) === 0 ? EventEdit.DROPPED : EventEdit.UNCHANGED;
+            } else if (type === LUA_TTABLE) {
+              try {
+                if (api._lua_rawgeti(L, states, BigInt(i + 1)) === LUA_TTABLE) {
+                  const delta = this.readDelta(L, api._lua_gettop(L), api._lua_gettop(L) - 1, i);
+                  if (delta.replaced === null) {
+                    const added = delta.added.filter(([k]) => !omit.has(k));
+                    edits[i] = added.length === 0 ? EventEdit.UNCHANGED : EventEdit.ADDED;
+                    if (added.length > 0) text[i] = members(added);
+                  } else {
+                    edits[i] = EventEdit.REPLACED;
+                    text[i] = stringifyWithout(delta.replaced, omit);
+                  }
+                } else {
+                  const event = json.read(L, -2);
+                  if (event === null || typeof event !== 'object' || Array.isArray(event)) {
+                    throw new Error(
+                      `transform returned an array for event ${i + 1}; it must return an event table or nil`,
+                    );
+                  }
+                  edits[i] = EventEdit.REPLACED;
+                  text[i] = stringifyWithout(event, omit);
+                }
+              } catch (err) {
+                throw eventError(i, err);
+              }
+              api._lua_settop(L, -2);
+            } else {
+              const got = LUA_TYPE_NAMES[type] ?? 'unknown';
               throw new Error(
-                `transform returned an array for event ${i + 1}; it must return an event table or nil`,
+                `transform returned a ${got} for event ${i + 1}; it must return an event table or nil`,
               );
             }
-            results.push(event);
-          } else {
-            const got = LUA_TYPE_NAMES[type] ?? 'unknown';
-            throw new Error(
-              `transform returned a ${got} for event ${i + 1}; it must return an event table or nil`,
-            );
+            api._lua_settop(L, -2);
           }
-          api._lua_settop(L, -2);
-        }
-      },
-      true,
-      transformLimits(this.options.limits, events.length),
-    );
-    return results;
+          api._lua_getfield(L, internals, this.runtime.cstring('end_page'));
+          api._lua_callk(L, 0, 0, 0, 0);
+        },
+        true,
+        transformLimits(this.options.limits, raw.count),
+      );
+    } finally {
+      this.page = null;
+    }
+    return { edits, text };
+  }
+
+  private currentPage(i: number): NonNullable<ScriptSandbox['page']> {
+    const page = this.page;
+    if (page === null || !Number.isInteger(i) || i < 0 || i >= page.count) {
+      throw new Error('an event can only be used during the transform call it was given to');
+    }
+    return page;
+  }
+
+  /** Where the top-level fields of event i sit, found on first use. */
+  private eventFields(i: number): EventFields {
+    const page = this.currentPage(i);
+    let fields = page.fields[i];
+    if (fields === undefined) {
+      fields = new EventFields(page.body, page.offsets[2 * i]!, page.offsets[2 * i + 1]!);
+      page.fields[i] = fields;
+    }
+    return fields;
+  }
+
+  /** One top-level field of event i, parsed from its bytes alone; undefined when absent. */
+  private fieldValue(i: number, key: string): JsonValue | undefined {
+    return this.eventFields(i).value(key) as JsonValue | undefined;
+  }
+
+  /** Event i of the page being transformed, parsed once, on first use. */
+  private parsedEvent(i: number): JsonObject {
+    const page = this.currentPage(i);
+    let event = page.parsed[i];
+    if (event === undefined) {
+      event = JSON.parse(
+        page.body.toString('utf8', page.offsets[2 * i], page.offsets[2 * i + 1]),
+      ) as JsonObject;
+      page.parsed[i] = event;
+    }
+    return event;
+  }
+
+  /**
+   * What became of an event proxy (the state at `stateIndex`, the proxy at `proxyIndex`), returned for event
+   * `i`: the fields it gained, or the whole new event when an original field changed or went away (or the
+   * proxy is another event's).
+   */
+  private readDelta(
+    L: number,
+    stateIndex: number,
+    proxyIndex: number,
+    i: number,
+  ): { added: [string, JsonValue][]; replaced: JsonObject | null } {
+    const api = this.runtime.api;
+    const json = this.json();
+    api._lua_getfield(L, stateIndex, this.runtime.cstring('i'));
+    const j = Number(api._lua_tonumberx(L, -1, 0)) - 1;
+    api._lua_settop(L, -2);
+    const fields = this.eventFields(j);
+    const written = new Map<string, JsonValue>();
+    const removed = new Set<string>();
+    const readPairs = (index: number, onPair: (key: string) => void): void => {
+      const top = api._lua_gettop(L);
+      api._lua_pushnil(L);
+      while (api._lua_next(L, index) !== 0) {
+        const keyType = api._lua_type(L, -2);
+        let key: string;
+        if (keyType === LUA_TSTRING) key = this.runtime.readString(L, -2);
+        else if (keyType === LUA_TNUMBER) key = String(api._lua_tonumberx(L, -2, 0));
+        else throw new ConversionError(`a ${this.runtime.typeName(L, -2)} key cannot be a JSON object key`);
+        onPair(key);
+        api._lua_settop(L, top + 1);
+      }
+    };
+    const readValue = (key: string): void => {
+      let value: JsonValue | undefined;
+      try {
+        value = json.read(L, -1);
+      } catch (err) {
+        if (err instanceof ConversionError) err.path.unshift(key);
+        throw err;
+      }
+      written.set(key, value ?? null);
+    };
+    if (api._lua_getfield(L, stateIndex, this.runtime.cstring('fields')) === LUA_TTABLE) {
+      readPairs(api._lua_gettop(L), readValue);
+    }
+    api._lua_settop(L, -2);
+    if (api._lua_getfield(L, stateIndex, this.runtime.cstring('removed')) === LUA_TTABLE) {
+      readPairs(api._lua_gettop(L), (key) => removed.add(key));
+    }
+    api._lua_settop(L, -2);
+    // Fields set with rawset land in the proxy itself.
+    readPairs(proxyIndex, readValue);
+
+    let changed = j !== i;
+    const added: [string, JsonValue][] = [];
+    for (const [key, value] of written) {
+      if (!fields.has(key)) added.push([key, value]);
+      else if (!changed && !jsonEqual(this.fieldValue(j, key), value)) changed = true;
+    }
+    for (const key of removed) if (!written.has(key) && fields.has(key)) changed = true;
+    if (!changed) return { added, replaced: null };
+    const replaced: JsonObject = {};
+    for (const key of fields.keys()) {
+      if (removed.has(key) && !written.has(key)) continue;
+      setOwn(replaced, key, written.has(key) ? written.get(key)! : this.fieldValue(j, key)!);
+    }
+    for (const [key, value] of added) setOwn(replaced, key, value);
+    return { added, replaced };
+  }
+
+  /** An event proxy met inside another value (`json.encode(event)`, `return { e = event }`), as JSON. */
+  private readEventProxy(L: number, index: number): JsonObject {
+    const api = this.runtime.api;
+    api._lua_rawgeti(L, LUA_REGISTRYINDEX, BigInt(this.liveRef));
+    api._lua_pushvalue(L, index);
+    if (api._lua_rawget(L, -2) !== LUA_TTABLE) {
+      throw new ConversionError('an event can only be used during the transform call it was given to');
+    }
+    const state = api._lua_gettop(L);
+    api._lua_getfield(L, state, this.runtime.cstring('i'));
+    const i = Number(api._lua_tonumberx(L, -1, 0)) - 1;
+    api._lua_settop(L, -2);
+    const delta = this.readDelta(L, state, index, i);
+    api._lua_settop(L, -3);
+    if (delta.replaced !== null) return delta.replaced;
+    const event = { ...this.parsedEvent(i) };
+    for (const [key, value] of delta.added) setOwn(event, key, value);
+    return event;
   }
 
   /** Runs a full garbage collection (which scripts themselves may not ask for). */
@@ -441,9 +654,12 @@ export class ScriptSandbox {
       ['log', runtime.cfunction((L) => this.hostLog(L))],
       ['json_encode', runtime.cfunction((L) => this.hostJsonEncode(L))],
       ['json_decode', runtime.cfunction((L) => this.hostJsonDecode(L))],
+      ['event_field', runtime.cfunction((L) => this.hostEventField(L))],
+      ['event_fields', runtime.cfunction((L) => this.hostEventFields(L))],
     ];
     let preludeFailure = null as LuaFailure | null;
     let arrayMetatableRef = 0;
+    let eventMetatableRef = 0;
     runtime.run(
       (L) => {
         api._luaopen_base(L);
@@ -471,13 +687,37 @@ export class ScriptSandbox {
         api._lua_callk(L, 1, 1, 0, 0);
         api._lua_getfield(L, -1, runtime.cstring('array_mt'));
         arrayMetatableRef = api._luaL_ref(L, LUA_REGISTRYINDEX);
+        api._lua_getfield(L, -1, runtime.cstring('event_mt'));
+        eventMetatableRef = api._luaL_ref(L, LUA_REGISTRYINDEX);
+        api._lua_getfield(L, -1, runtime.cstring('live'));
+        this.liveRef = api._luaL_ref(L, LUA_REGISTRYINDEX);
         this.internalsRef = api._luaL_ref(L, LUA_REGISTRYINDEX);
       },
       { instructionBudget: 1_000_000, deadlineMs: 5_000 },
     );
     if (preludeFailure !== null) throw preludeFailure;
-    this.bridge = new JsonBridge(runtime, arrayMetatableRef);
+    this.bridge = new JsonBridge(runtime, arrayMetatableRef, {
+      metatableRef: eventMetatableRef,
+      read: (L, index) => this.readEventProxy(L, index),
+    });
     runtime.setMemoryLimit(Math.max(this.options.limits.memoryBytes, runtime.memoryUsed() + 64 * 1024));
+  }
+
+  /** `event_field(i, key)`: a field of event i of the page being transformed, or nothing. */
+  private hostEventField(L: number): number {
+    const api = this.runtime.api;
+    const value = this.fieldValue(Number(api._lua_tonumberx(L, 1, 0)) - 1, this.runtime.readString(L, 2));
+    if (value === undefined) return 0;
+    this.json().push(L, value, { nullAsNil: false });
+    return 1;
+  }
+
+  /** `event_fields(i)`: every field of event i, for `pairs`. */
+  private hostEventFields(L: number): number {
+    const api = this.runtime.api;
+    const event = this.parsedEvent(Number(api._lua_tonumberx(L, 1, 0)) - 1);
+    this.json().push(L, event, { nullAsNil: false });
+    return 1;
   }
 
   private hostNow(L: number): number {
@@ -598,6 +838,18 @@ function eventError(index: number, err: unknown): Error {
   return new Error(
     `transform returned an event that is not JSON (event ${index + 1}${where}): ${err.message}`,
   );
+}
+
+/** `"k":v,...` */
+function members(pairs: readonly [string, JsonValue][]): string {
+  return pairs.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',');
+}
+
+function stringifyWithout(event: JsonObject, omit: ReadonlySet<string>): string {
+  if (omit.size === 0 || !Object.keys(event).some((k) => omit.has(k))) return JSON.stringify(event);
+  const copy = { ...event };
+  for (const k of omit) delete copy[k];
+  return JSON.stringify(copy);
 }
 
 function formatBytes(bytes: number): string {

@@ -6,7 +6,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 
 import { OktailError, errorMessage } from '../core/errors.js';
-import type { JsonObject } from '../core/json.js';
 import { ScriptFailure, ScriptSandbox } from './sandbox.js';
 import { describe, hookProblems, isObject, readTags, type ScriptIssue } from './script-checks.js';
 import {
@@ -20,8 +19,11 @@ if (parentPort === null) throw new Error('script-worker runs only as a worker th
 const port = parentPort;
 const init = workerData as WorkerInit;
 let now = init.now;
+/** The host adds the tags to every event, over the event's own fields: no need to send those back. */
+let tagKeys: string[] = [];
 
-const post = (message: WorkerMessage): void => port.postMessage(message);
+const post = (message: WorkerMessage, transfer: ArrayBuffer[] = []): void =>
+  port.postMessage(message, transfer);
 const phase = (hook: string, deadlineMs = init.limits.deadlineMs): void =>
   post({ type: 'phase', hook, deadlineMs });
 
@@ -49,9 +51,11 @@ if (init.mode === 'check') {
         false,
       );
     }
+    const tags = readTags(sandbox);
+    tagKeys = Object.keys(tags);
     post({
       type: 'loaded',
-      tags: readTags(sandbox),
+      tags,
       hasTransform: sandbox.globalType('transform') === 'function',
     });
     loaded = true;
@@ -65,11 +69,16 @@ if (init.mode === 'check') {
 function serve(request: WorkerRequest): void {
   now = request.now;
   try {
-    const value =
-      request.type === 'call'
-        ? sandbox.call(request.hook, request.args, request.resultCount)
-        : JSON.stringify(sandbox.transform(JSON.parse(request.events) as JsonObject[]));
-    post({ type: 'result', id: request.id, value, broken: sandbox.broken });
+    if (request.type === 'call') {
+      const value = sandbox.call(request.hook, request.args, request.resultCount);
+      post({ type: 'result', id: request.id, value, broken: sandbox.broken });
+    } else {
+      // The page's bytes go back to the host, which renders from them.
+      const value = { ...sandbox.transformPage(request, tagKeys), body: request.body };
+      post({ type: 'result', id: request.id, value, broken: sandbox.broken }, [
+        request.body.buffer as ArrayBuffer,
+      ]);
+    }
   } catch (err) {
     post({ type: 'failure', id: request.id, error: serializeError(err), broken: sandbox.broken });
   }

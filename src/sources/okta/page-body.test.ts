@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { describe, expect, it } from 'vitest';
 import { isOktailError, OktailError } from '../../core/errors.js';
+import { EventEdit } from '../../core/collection-logic.js';
 import type { JsonObject } from '../../core/json.js';
 import {
   eventRef,
@@ -414,6 +415,41 @@ describe('renderObjects', () => {
 
   it('rejects a transformed event that is not an object', () => {
     expect(() => renderObjects([[] as unknown as JsonObject], TAGS)).toThrow(/event 0 is not an object/);
+  });
+});
+
+describe("renderNdjson with a transform's edits", () => {
+  it('keeps unchanged events byte for byte, splices added fields, writes replaced ones, skips dropped ones', () => {
+    const body = Buffer.from('[{"n":2.50},{ }, {"x":1},{"_okta_event_type":"okta"},{"y":\n2}]');
+    const spans = scanPage(body);
+    const edits = {
+      edits: Uint8Array.from([
+        EventEdit.UNCHANGED,
+        EventEdit.ADDED,
+        EventEdit.DROPPED,
+        EventEdit.ADDED,
+        EventEdit.REPLACED,
+      ]),
+      text: [undefined, '"a":1', undefined, '"b":2', '{"z":3}'],
+    };
+    expect(linesOf(renderNdjson(body, spans, TAGS, { edits }))).toEqual([
+      `{"n":2.50,${TAG_MEMBER}}`,
+      `{ "a":1,${TAG_MEMBER}}`,
+      `{"b":2,${TAG_MEMBER}}`,
+      `{"z":3,${TAG_MEMBER}}`,
+    ]);
+    expect(linesOf(renderNdjson(body, spans, {}, { edits }))).toEqual([
+      '{"n":2.50}',
+      '{ "a":1}',
+      '{"_okta_event_type":"okta","b":2}',
+      '{"z":3}',
+    ]);
+  });
+
+  it('refuses edits that do not match the page', () => {
+    const body = Buffer.from('[{"a":1}]');
+    const edits = { edits: new Uint8Array(2), text: [] };
+    expect(() => renderNdjson(body, scanPage(body), TAGS, { edits })).toThrow(/2 results for 1 events/);
   });
 });
 

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { EventRef } from '../../core/collection-logic.js';
+import { EventEdit, type EventRef, type TransformedEvents } from '../../core/collection-logic.js';
 import { OktailError } from '../../core/errors.js';
 import type { JsonObject, JsonValue } from '../../core/json.js';
 
@@ -525,6 +525,8 @@ function taggedLine(event: JsonObject, tagKeys: readonly string[], members: stri
 export interface RenderOptions {
   /** Which events to write; every event when absent. */
   keep?: (i: number) => boolean;
+  /** What a page transform did to each event (dropped ones are not written). */
+  edits?: TransformedEvents;
 }
 
 /**
@@ -551,18 +553,47 @@ export function renderNdjson(
   let tagMask = 0;
   for (const k of tagKeys) tagMask |= 1 << ((Buffer.from(JSON.stringify(k))[1] as number) & 31);
 
-  // 0: skip, 1: splice bytes, 2: re-serialised line in `rewritten`.
+  const edits = options.edits;
+  if (edits !== undefined && edits.edits.length !== count) {
+    throw new OktailError(
+      'SCRIPT_ERROR',
+      `transform returned ${edits.edits.length} results for ${count} events`,
+      true,
+    );
+  }
+
+  // 0: skip, 1: splice bytes, 2: re-serialised line in `rewritten`, 3: splice bytes and `added[i]`.
   const plan = new Uint8Array(count);
   let rewritten: (Buffer | undefined)[] | undefined;
+  let added: (Buffer | undefined)[] | undefined;
   let total = 0;
   for (let i = 0; i < count; i++) {
     if (keep !== undefined && !keep(i)) continue;
+    const edit = edits?.edits[i] ?? EventEdit.UNCHANGED;
+    if (edit === EventEdit.DROPPED) continue;
+    if (edit === EventEdit.REPLACED) {
+      // Tag keys were left out by the transform: the tags just go last.
+      const json = edits!.text[i] ?? '{}';
+      const line = Buffer.from(
+        members === ''
+          ? `${json}\n`
+          : json === '{}'
+            ? `{${members}}\n`
+            : `${json.slice(0, -1)},${members}}\n`,
+      );
+      (rewritten ??= [])[i] = line;
+      plan[i] = 2;
+      total += line.length;
+      continue;
+    }
+    const extra = edit === EventEdit.ADDED ? (edits!.text[i] ?? '') : '';
     if (
       tagMask !== 0 &&
       (((keyMasks[i] as number) & tagMask) !== 0 || ((flags[i] as number) & SpanFlag.ESCAPED_KEY) !== 0)
     ) {
       const event = parseEvent(body, spans, i);
       if (tagKeys.some((k) => Object.hasOwn(event, k))) {
+        if (extra !== '') Object.assign(event, JSON.parse(`{${extra}}`));
         const line = Buffer.from(taggedLine(event, tagKeys, members));
         (rewritten ??= [])[i] = line;
         plan[i] = 2;
@@ -570,9 +601,18 @@ export function renderNdjson(
         continue;
       }
     }
-    plan[i] = 1;
+    const empty = ((flags[i] as number) & SpanFlag.EMPTY) !== 0;
     const size = (offsets[2 * i + 1] as number) - (offsets[2 * i] as number) - 1;
-    total += size + (((flags[i] as number) & SpanFlag.EMPTY) !== 0 ? emptyTail.length : tail.length);
+    if (extra !== '') {
+      // `,"k":v` after the event's own members; the tail then starts with its own comma.
+      const more = Buffer.from(empty ? extra : `,${extra}`);
+      (added ??= [])[i] = more;
+      plan[i] = 3;
+      total += size + more.length + tail.length;
+      continue;
+    }
+    plan[i] = 1;
+    total += size + (empty ? emptyTail.length : tail.length);
   }
 
   const out = Buffer.allocUnsafe(total);
@@ -596,7 +636,13 @@ export function renderNdjson(
       }
     }
     o += end - start;
-    const t = (f & SpanFlag.EMPTY) !== 0 ? emptyTail : tail;
+    let t = (f & SpanFlag.EMPTY) !== 0 ? emptyTail : tail;
+    if (p === 3) {
+      const more = (added as Buffer[])[i] as Buffer;
+      more.copy(out, o);
+      o += more.length;
+      t = tail;
+    }
     // A byte loop beats a native copy call for a fragment of a few dozen bytes.
     for (let k = 0; k < t.length; k++) out[o + k] = t[k] as number;
     o += t.length;

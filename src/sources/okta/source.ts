@@ -1,4 +1,9 @@
-import type { CollectionLogic, EventRef, PageMeta } from '../../core/collection-logic.js';
+import {
+  EventEdit,
+  type CollectionLogic,
+  type EventRef,
+  type PageMeta,
+} from '../../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../../core/errors.js';
 import type { JsonObject, JsonValue } from '../../core/json.js';
 import { batchFromNdjson } from '../../core/event-batch.js';
@@ -86,6 +91,19 @@ export class OktaSource {
 
   async #render(body: Buffer, spans: EventSpans): Promise<EventBatch> {
     const { logic, telemetry } = this.#o;
+    if (logic.transformPage && spans.count > 0) {
+      const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
+      // The script's thread may have taken the bytes and given them back.
+      const bytes = edits.body
+        ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
+        : body;
+      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits });
+      const dropped = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n + 1 : n), 0);
+      if (dropped > 0) {
+        telemetry.eventsDropped({ source: this.name, events: dropped, reason: 'script' });
+      }
+      return batchFromNdjson(this.name, this.#domain, ndjson);
+    }
     if (!logic.transform || spans.count === 0) {
       return batchFromNdjson(this.name, this.#domain, renderNdjson(body, spans, this.#tags));
     }
