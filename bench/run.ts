@@ -32,7 +32,7 @@ import type {
   WindowUse,
 } from './results.js';
 import { startup, type StartupResult } from './startup.js';
-import { readServed, verifyOutput, type OutputForm, type Verification } from './verify.js';
+import { readServed, verifyOutput, type OutputForm } from './verify.js';
 
 // ------------------------------------------------------------------------------------------ contenders
 

@@ -1,6 +1,5 @@
 import type { Config, SinkConfig, SourceConfig } from '../config/schema.js';
 import { OktailError } from '../core/errors.js';
-import { VERSION } from '../core/version.js';
 import type { Sink } from '../core/sink.js';
 import type { SinkContext, SinkRegistration, SourceContext, SourceRegistration } from '../core/registry.js';
 import { SINKS } from '../sinks/index.js';
