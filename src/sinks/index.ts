@@ -10,6 +10,8 @@ import { syslogSink } from './syslog/registration.js';
 /*
  * Every sink type, one line each. The config's `sinks` union, `config schema`/`config example` and the
  * pipeline's factory are built from this list: adding a sink is its folder plus one line here.
+ * The config loader imports this list, so a registration loads its driver inside `create`: `validate`
+ * and the state commands must not pay for pg, the AWS SDK or the HTTP stack.
  */
 export const SINKS = [
   fileSink,

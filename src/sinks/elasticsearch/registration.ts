@@ -9,9 +9,7 @@ import {
   requestSchema,
   tlsConnectOptions,
 } from '../shared/config.js';
-import { createNetworkSink } from '../shared/network-sink.js';
 import { HttpBaseUrl } from '../splunk-hec/registration.js';
-import { ElasticsearchDriver } from './driver.js';
 import { compileIndexTemplate, indexTemplateProblem } from './framing.js';
 
 const AuthSchema = z
@@ -93,6 +91,8 @@ export const elasticsearchSink: SinkRegistration<ElasticsearchSinkConfig> = {
   #     api_key: \${ES_API_KEY}
 `,
   create: async (name, config, context) => {
+    const { createNetworkSink } = await import('../shared/network-sink.js');
+    const { ElasticsearchDriver } = await import('./driver.js');
     const auth = config.auth;
     const authorization =
       auth === undefined

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import { HTTP_TOKEN, Inputs, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import { batchSchema, requestSchema, SinkTlsSchema } from '../shared/config.js';
-import { createHttpSink } from './http-sink.js';
 
 const AuthSchema = z
   .discriminatedUnion('strategy', [
@@ -95,5 +94,9 @@ export const httpSink: SinkRegistration<HttpSinkConfig> = {
   #     user: oktail
   #     password: \${HTTP_PASSWORD}
 `,
-  create: (name, config, context) => createHttpSink(name, config, context),
+  create: async (name, config, context) => {
+    // Loaded when a sink is built, so `validate` and the state commands never load the HTTP stack.
+    const { createHttpSink } = await import('./http-sink.js');
+    return createHttpSink(name, config, context);
+  },
 };

@@ -8,8 +8,6 @@ import {
   SinkTlsSchema,
   tlsConnectOptions,
 } from '../shared/config.js';
-import { createNetworkSink } from '../shared/network-sink.js';
-import { PostgresDriver } from './driver.js';
 
 // Plain or schema-qualified identifiers only: the name is quoted in SQL, but a dot or a quote in it is
 // almost always a mistake rather than a table someone really named that way.
@@ -78,6 +76,8 @@ export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
   #     retry_max_duration_secs: 300
 `,
   async create(name, config, context) {
+    const { createNetworkSink } = await import('../shared/network-sink.js');
+    const { PostgresDriver } = await import('./driver.js');
     const tls = config.tls ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
     return createNetworkSink({
       name,

@@ -2,9 +2,7 @@ import { z } from 'zod';
 import { Inputs, intBetween, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import { networkSinkSettings, requestSchema } from '../shared/config.js';
-import { S3Driver } from './driver.js';
 import { unknownPrefixFields } from './key.js';
-import { S3Sink } from './s3-sink.js';
 
 const S3BatchSchema = z
   .strictObject({
@@ -106,7 +104,9 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
   #     secret_access_key: \${AWS_SECRET_ACCESS_KEY}
   #     session_token: \${AWS_SESSION_TOKEN}
 `,
-  create(name, config, context) {
+  async create(name, config, context) {
+    const { S3Driver } = await import('./driver.js');
+    const { S3Sink } = await import('./s3-sink.js');
     const driver = new S3Driver({
       name,
       bucket: config.bucket,

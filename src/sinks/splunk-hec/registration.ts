@@ -9,8 +9,6 @@ import {
   requestSchema,
   tlsConnectOptions,
 } from '../shared/config.js';
-import { createNetworkSink } from '../shared/network-sink.js';
-import { HecDriver } from './driver.js';
 
 /** The sourcetype of Splunk's Okta Identity Cloud add-on, so its field extractions and dashboards apply. */
 export const OKTA_SOURCETYPE = 'OktaIM2:log';
@@ -120,6 +118,8 @@ export const splunkHecSink: SinkRegistration<SplunkHecSinkConfig> = {
   #     verify_hostname: true
 `,
   create: async (name, config, context) => {
+    const { createNetworkSink } = await import('../shared/network-sink.js');
+    const { HecDriver } = await import('./driver.js');
     const settings = networkSinkSettings(config.batch, config.request);
     const requestTimeoutMs = settings.request.timeoutMs;
     // The helper's request timeout covers the whole send, and with acknowledgements that includes the

@@ -8,8 +8,6 @@ import {
   SinkTlsSchema,
   tlsConnectOptions,
 } from '../shared/config.js';
-import { createNetworkSink } from '../shared/network-sink.js';
-import { SyslogDriver } from './driver.js';
 import { FACILITIES, type Facility } from './frame.js';
 
 /** `host:port`, `1.2.3.4:port` or `[::1]:port`; null when it is none of these. */
@@ -91,6 +89,8 @@ export const syslogSink: SinkRegistration<SyslogSinkConfig> = {
   #     retry_max_duration_secs: 300
 `,
   async create(name, config, context) {
+    const { createNetworkSink } = await import('../shared/network-sink.js');
+    const { SyslogDriver } = await import('./driver.js');
     const { host, port } = parseAddress(config.address)!;
     const tls = config.mode === 'tls' ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
     return createNetworkSink({
