@@ -5,7 +5,12 @@ import { parseConfig } from '../src/config/load.js';
 import { configJsonSchema } from '../src/config/schema.js';
 import { runCli } from './support/harness.js';
 
-const env = { OKTA_API_TOKEN: '00exampleToken', OKTA_CLIENT_KEY_PASS: 'example-pass' };
+const env = {
+  OKTA_API_TOKEN: '00exampleToken',
+  OKTA_CLIENT_KEY_PASS: 'example-pass',
+  OKTA_KEY_PASS: 'example-key-pass',
+  PROXY_PASS: 'example-proxy-pass',
+};
 
 type Schema = {
   properties?: Record<string, Schema>;
@@ -55,7 +60,7 @@ describe('oktail config example', () => {
   it('is a valid config as printed', () => {
     const config = parseConfig(CONFIG_EXAMPLE, { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(Object.keys(config.sources)).toEqual(['okta']);
-    expect(config.sources.okta!.auth.token).toBe(env.OKTA_API_TOKEN);
+    expect(config.sources.okta!.auth).toMatchObject({ token: env.OKTA_API_TOKEN });
   });
 
   it('is still valid with every commented-out setting switched on', () => {

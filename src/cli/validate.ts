@@ -4,6 +4,8 @@ import { redactConfig } from '../config/redact.js';
 import { OktailError } from '../core/errors.js';
 import { tlsSettings } from '../pipeline/build.js';
 import { checkCollectionScript } from '../script/index.js';
+import { authSettings } from '../sources/okta/auth/index.js';
+import { sourceProxy } from '../sources/okta/proxy.js';
 import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export function validateCommand() {
@@ -21,11 +23,19 @@ export function validateCommand() {
             problems.push(`sources.${name}.script: ${source.script}${line}: ${p.message}`);
           }
         }
-        try {
-          await tlsSettings(name, source);
-        } catch (err) {
-          if (err instanceof OktailError) problems.push(err.message);
-          else throw err;
+        // The files a source needs at run time, each failure naming its key: TLS files, the OAuth
+        // key (decrypted with its passphrase), a proxy's CA.
+        for (const load of [
+          () => tlsSettings(name, source),
+          () => authSettings(name, source.auth),
+          () => sourceProxy(name, source.domain, source.proxy, config.proxy),
+        ]) {
+          try {
+            await load();
+          } catch (err) {
+            if (err instanceof OktailError) problems.push(err.message);
+            else throw err;
+          }
         }
       }
       if (problems.length > 0) {

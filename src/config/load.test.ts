@@ -214,7 +214,7 @@ describe('a valid config', () => {
       ),
     );
 
-    expect(config.sources.preview?.auth.token).toBe(TOKEN);
+    expect(config.sources.preview?.auth).toMatchObject({ token: TOKEN });
   });
 });
 
@@ -433,7 +433,7 @@ describe('unknown keys', () => {
 
   it('lists the allowed keys when nothing is close', () => {
     expect(problems(`colour: blue\n${withSource()}`)[0]?.message).toBe(
-      'unknown key "colour" (allowed: data_dir, log, api, sources, sinks)',
+      'unknown key "colour" (allowed: data_dir, log, api, proxy, sources, sinks)',
     );
   });
 
@@ -637,8 +637,8 @@ describe('auth', () => {
     );
   });
 
-  it('accepts only the bearer strategy', () => {
-    expect(problems(withSource(['      strategy: oauth']))[0]?.message).toBe('must be bearer');
+  it('accepts only the bearer and oauth2 strategies', () => {
+    expect(problems(withSource(['      strategy: oauth']))[0]?.message).toBe('must be one of bearer, oauth2');
   });
 
   it('rejects a header name that HTTP does not allow', () => {
@@ -718,7 +718,7 @@ describe('interpolation', () => {
   });
 
   it('turns $$ into a literal $', () => {
-    expect(parse(withSource(['      prefix: "Pa$$ "'])).sources.okta?.auth.prefix).toBe('Pa$ ');
+    expect(parse(withSource(['      prefix: "Pa$$ "'])).sources.okta?.auth).toMatchObject({ prefix: 'Pa$ ' });
   });
 
   it('gives an unquoted reference the type its value has in YAML', () => {
@@ -742,7 +742,7 @@ describe('interpolation', () => {
     const config = parse(`data_dir: \${DIR}\n${withSource()}`, { ...ENV, DIR: 'x # y\ntoken: z' });
 
     expect(config.data_dir).toBe('/srv/oktail/x # y\ntoken: z');
-    expect(config.sources.okta?.auth.token).toBe(TOKEN);
+    expect(config.sources.okta?.auth).toMatchObject({ token: TOKEN });
   });
 
   it('interpolates items of a list', () => {

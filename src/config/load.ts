@@ -13,6 +13,7 @@ import {
 } from 'yaml';
 import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from './errors.js';
 import { interpolate } from './interpolate.js';
+import type { ProxyConfig } from './proxy.js';
 import { allowedKeysAt, issueToMessages } from './messages.js';
 import { ConfigSchema, NAME_PATTERN, isSecretPath, type Config } from './schema.js';
 
@@ -429,6 +430,11 @@ function resolvePaths(config: Config, baseDir: string): Config {
           ...(source.tls.crt_file === undefined ? {} : { crt_file: at(source.tls.crt_file) }),
           ...(source.tls.key_file === undefined ? {} : { key_file: at(source.tls.key_file) }),
         },
+        auth:
+          source.auth.strategy === 'oauth2'
+            ? { ...source.auth, private_key_file: at(source.auth.private_key_file) }
+            : source.auth,
+        ...(source.proxy === undefined ? {} : { proxy: resolveProxyPaths(source.proxy, at) }),
       },
     ]),
   );
@@ -438,5 +444,15 @@ function resolvePaths(config: Config, baseDir: string): Config {
       sink.type === 'file' ? { ...sink, path: at(sink.path) } : sink,
     ]),
   );
-  return { ...config, data_dir: at(config.data_dir), sources, sinks };
+  return {
+    ...config,
+    data_dir: at(config.data_dir),
+    ...(config.proxy === undefined ? {} : { proxy: resolveProxyPaths(config.proxy, at) }),
+    sources,
+    sinks,
+  };
+}
+
+function resolveProxyPaths(proxy: ProxyConfig, at: (path: string) => string): ProxyConfig {
+  return proxy.tls.ca_file === undefined ? proxy : { ...proxy, tls: { ca_file: at(proxy.tls.ca_file) } };
 }

@@ -121,6 +121,11 @@ export function issueToMessages(issue: Issue, ctx: IssueContext): PathedMessage[
       ];
     }
     case 'custom': {
+      // A key that only one variant of a section requires: worded like zod's own missing-key issue.
+      if ((issue.params as { missing?: unknown } | undefined)?.missing === true && value === undefined) {
+        const message = ctx.isWritten(path) ? 'must have a value' : issue.message;
+        return [{ path, message }];
+      }
       const fix = (issue.params as { fix?: unknown } | undefined)?.fix;
       const withFix =
         typeof fix === 'string' && ctx.isShowable(path) ? `${issue.message}: write ${fix}` : issue.message;

@@ -1,5 +1,7 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { AuthSchema, type AuthConfig } from '../sources/okta/auth/schema.js';
+import { ProxySchema } from './proxy.js';
 
 /*
  * The configuration contract. Key names follow Vector's okta source so that people moving between the
@@ -20,11 +22,15 @@ export const LOG_FORMATS = ['json', 'pretty'] as const;
 /** Keys (relative to a source) whose values are secrets: never shown, in messages or in `validate` output. */
 export const SECRET_SOURCE_KEYS: readonly (readonly [string, string])[] = [
   ['auth', 'token'],
+  ['auth', 'private_key_pass'],
   ['tls', 'key_pass'],
+  // A proxy URL may carry a password.
+  ['proxy', 'url'],
 ];
 
-/** True for `sources.<name>.auth.token` and `sources.<name>.tls.key_pass`. */
+/** True for `sources.<name>.auth.token`, `sources.<name>.tls.key_pass`, `proxy.url` and the like. */
 export function isSecretPath(path: readonly (string | number)[]): boolean {
+  if (path.length === 2 && path[0] === 'proxy' && path[1] === 'url') return true;
   return (
     path.length === 4 &&
     path[0] === 'sources' &&
@@ -179,9 +185,6 @@ const Name = z
 
 const FilePath = z.string().min(1, 'must not be empty');
 
-// An HTTP header name is an RFC 9110 token; anything else would be rejected by the HTTP client later.
-const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 export const LogSchema = z
   .strictObject({
     level: z
@@ -248,38 +251,7 @@ const StartFromSchema = z
     'Where the first cycle starts when no checkpoint exists: an ISO 8601 date-time with a timezone, e.g. 2025-01-15T08:30:00.000Z. Absent or empty: now. Ignored once a checkpoint exists.',
   );
 
-const TokenSchema = z
-  .string()
-  .min(1, 'must not be empty')
-  .superRefine((value, ctx) => {
-    // Never include the value: this is the token.
-    if (/^(ssws|bearer)\s/i.test(value)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must be the token alone; auth.prefix adds the "SSWS " in front of it',
-      });
-    } else if (/[\s\p{Cc}]/u.test(value)) {
-      ctx.addIssue({ code: 'custom', message: 'must not contain spaces, line breaks or control characters' });
-    }
-  })
-  .describe('The API token. A secret: write ${OKTA_API_TOKEN} rather than the token itself.');
-
-export const AuthSchema = z
-  .strictObject({
-    strategy: z.literal('bearer').default('bearer').describe('How to authenticate. Only bearer for now.'),
-    token: TokenSchema,
-    header: z
-      .string()
-      .regex(HTTP_TOKEN, 'must be an HTTP header name')
-      .default('Authorization')
-      .describe('The request header that carries the token.'),
-    prefix: z
-      .string()
-      .regex(/^[^\r\n]*$/, 'must not contain line breaks')
-      .default('SSWS ')
-      .describe('Text put before the token in the header; note the trailing space of the default "SSWS ".'),
-  })
-  .describe('How requests to the org are authenticated.');
+export { AuthSchema };
 
 const TLS_OPTION_KEYS = [
   'ca_file',
@@ -409,6 +381,9 @@ export const OktaSourceSchema = z
       .describe('Lua collection script to use instead of the built-in one. Relative to the config file.'),
     auth: AuthSchema,
     tls: TlsSchema.prefault({}),
+    proxy: ProxySchema.optional().describe(
+      'This source\'s proxy, replacing the global proxy block (url: "" = direct).',
+    ),
     rate_limit: RateLimitSchema.prefault({}),
     retry: RetrySchema.prefault({}),
     request_timeout_secs: intBetween(5, 600).default(60).describe('Time limit for one request, in seconds.'),
@@ -446,6 +421,7 @@ export const ConfigSchema = z
     ),
     log: LogSchema.prefault({}),
     api: ApiSchema.optional(),
+    proxy: ProxySchema.optional(),
     sources: z
       .record(Name, SourceSchema)
       .refine((sources) => Object.keys(sources).length > 0, 'must define at least one source')
@@ -461,7 +437,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type LogConfig = z.output<typeof LogSchema>;
 export type ApiConfig = z.output<typeof ApiSchema>;
-export type AuthConfig = z.output<typeof AuthSchema>;
+export type { AuthConfig };
 export type TlsConfig = z.output<typeof TlsSchema>;
 export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;

@@ -6,7 +6,10 @@ import { OktailError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
 import { FileSink } from '../sinks/file/file-sink.js';
 import { StdoutSink } from '../sinks/stdout/stdout-sink.js';
+import type { ProxyConfig } from '../config/proxy.js';
+import { authSettings } from '../sources/okta/auth/index.js';
 import { OktaHttpClient, type OktaTlsSettings } from '../sources/okta/client.js';
+import { sourceProxy } from '../sources/okta/proxy.js';
 import { RateLimiter } from '../sources/okta/rate-limiter.js';
 import { OktaSource } from '../sources/okta/source.js';
 import { loadCollectionScript } from '../script/index.js';
@@ -61,11 +64,16 @@ export async function tlsSettings(name: string, cfg: OktaSourceConfig): Promise<
   };
 }
 
-export async function createClient(name: string, cfg: OktaSourceConfig): Promise<OktaHttpClient> {
+export async function createClient(
+  name: string,
+  cfg: OktaSourceConfig,
+  globalProxy?: ProxyConfig,
+): Promise<OktaHttpClient> {
   return new OktaHttpClient({
     domain: cfg.domain,
-    auth: { header: cfg.auth.header, prefix: cfg.auth.prefix, token: cfg.auth.token },
+    auth: await authSettings(name, cfg.auth),
     tls: await tlsSettings(name, cfg),
+    proxy: await sourceProxy(name, cfg.domain, cfg.proxy, globalProxy),
     requestTimeoutMs: cfg.request_timeout_secs * 1000,
     userAgent: `oktail/${VERSION}`,
   });
@@ -91,7 +99,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
   try {
     const sources: PipelineSource[] = [];
     for (const [name, cfg] of Object.entries(config.sources)) {
-      const client = await createClient(name, cfg);
+      const client = await createClient(name, cfg, config.proxy);
       clients.push(client);
       const logic = await loadCollectionScript({
         path: cfg.script ?? undefined,
