@@ -33,6 +33,8 @@ export interface OAuthEmulatorOptions {
   tokenLifetimeSecs?: number;
   /** Proofs at the API must carry the current nonce too (the token endpoint always wants one). Default false. */
   apiNonce?: boolean;
+  /** Sees every access token issued (tests add them to the secrets that must never leak). */
+  onIssue?: (accessToken: string) => void;
 }
 
 export interface TokenGrant {
@@ -107,8 +109,14 @@ export class OAuthServer {
   tokenLifetimeSecs: number;
   apiNonce: boolean;
   readonly stats: OAuthStats = { tokenRequests: 0, answers: {}, apiRefusals: {}, grants: [] };
+  readonly #onIssue: ((accessToken: string) => void) | undefined;
+  /** API requests left before the nonce rotates by itself (see rotateNonceAfter). */
+  #rotateIn: number | null = null;
+  /** Whether the response that triggers the rotation already carries the new nonce. */
+  #announceRotation = false;
 
   constructor(options: OAuthEmulatorOptions) {
+    this.#onIssue = options.onIssue;
     this.tokenLifetimeSecs = options.tokenLifetimeSecs ?? 3600;
     this.apiNonce = options.apiNonce ?? false;
     for (const registration of options.clients) this.register(registration);
@@ -118,7 +126,9 @@ export class OAuthServer {
     const key =
       'kty' in registration.publicKey
         ? createPublicKey({ key: registration.publicKey as never, format: 'jwk' })
-        : createPublicKey(registration.publicKey as KeyObject);
+        : (registration.publicKey as KeyObject).type === 'public'
+          ? (registration.publicKey as KeyObject)
+          : createPublicKey(registration.publicKey as KeyObject);
     this.#clients.set(registration.clientId, {
       registration,
       key,
@@ -161,6 +171,12 @@ export class OAuthServer {
   rotateNonce(): string {
     this.#nonce = randomBytes(16).toString('base64url');
     return this.#nonce;
+  }
+
+  /** Rotates the nonce after `apiRequests` more successful API requests: a rotation mid-run, deterministically. */
+  rotateNonceAfter(apiRequests: number, options: { announce: boolean }): void {
+    this.#rotateIn = apiRequests;
+    this.#announceRotation = options.announce;
   }
 
   get nonce(): string {
@@ -265,6 +281,7 @@ export class OAuthServer {
     const expiresAt = nowMs + this.tokenLifetimeSecs * 1000;
     this.#tokens.set(digest(token), { clientId, expiresAt, scopes: requested, jkt, revoked: false });
     this.stats.grants.push({ clientId, at: nowMs, expiresAt, dpop: jkt !== null });
+    this.#onIssue?.(token);
     return {
       status: 200,
       headers: { 'Cache-Control': 'no-store' },
@@ -348,6 +365,11 @@ export class OAuthServer {
         'insufficient_scope',
         'The access token provided does not contain the required scopes.',
       );
+    }
+    if (this.#rotateIn !== null && --this.#rotateIn <= 0) {
+      this.#rotateIn = null;
+      const nonce = this.rotateNonce();
+      if (this.#announceRotation && this.apiNonce) extra['DPoP-Nonce'] = nonce;
     }
     return { ok: true, clientId: token.clientId, headers: extra };
   }
