@@ -51,7 +51,7 @@ export async function createAppKey(dir: string, kind: 'rsa' | 'ec', name = kind)
   await writeFile(files.jwkFile, JSON.stringify(jwk), { mode: 0o600 });
   secrets.add(passphrase);
   // A line from the middle of the key: enough to recognise it anywhere.
-  secrets.add(pkcs8.split('\n')[5]!);
+  secrets.add(pkcs8.split('\n')[1]!);
   secrets.add((jwk as { d: string }).d);
   return { kind, privateKey, publicKey: createPublicKey(privateKey), ...files, passphrase, kid };
 }
@@ -88,5 +88,10 @@ export async function startOAuthOrg(
 
 /** `auth:` lines for writeConfig. */
 export function oauthLines(keyFile: string, extra: string[] = []): string[] {
-  return ['strategy: oauth2', `client_id: ${CLIENT_ID}`, `private_key_file: ${JSON.stringify(keyFile)}`, ...extra];
+  return [
+    'strategy: oauth2',
+    `client_id: ${CLIENT_ID}`,
+    `private_key_file: ${JSON.stringify(keyFile)}`,
+    ...extra,
+  ];
 }

@@ -181,16 +181,19 @@ describe('OAuth 2.0 client credentials against the emulated org', () => {
     ['invalid_scope', 400, 'grant the okta.logs.read scope to the app'],
     ['unauthorized_client', 400, 'Client Credentials grant type'],
     ['invalid_dpop_proof', 400, 'DPoP'],
-  ])('halts on %s from the token endpoint, saying what to fix in the Admin Console', async (error, status, fix) => {
-    const { oauth, fetch } = await setup({ requireDpop: false }, { dpop: false });
-    oauth.failNextToken(error, status);
-    const err = await failure(fetch());
-    expect(isOktailError(err, 'OKTA_AUTH')).toBe(true);
-    expect((err as OAuthTokenError).retryable).toBe(false);
-    expect(err.message).toMatch(/^Authentication failed - check /);
-    expect(err.message).toContain(fix);
-    expect(err.message).toContain(`error=${error}`);
-  });
+  ])(
+    'halts on %s from the token endpoint, saying what to fix in the Admin Console',
+    async (error, status, fix) => {
+      const { oauth, fetch } = await setup({ requireDpop: false }, { dpop: false });
+      oauth.failNextToken(error, status);
+      const err = await failure(fetch());
+      expect(isOktailError(err, 'OKTA_AUTH')).toBe(true);
+      expect((err as OAuthTokenError).retryable).toBe(false);
+      expect(err.message).toMatch(/^Authentication failed - check /);
+      expect(err.message).toContain(fix);
+      expect(err.message).toContain(`error=${error}`);
+    },
+  );
 
   it('answers the real checks: wrong key, missing scope, revoked client', async () => {
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
