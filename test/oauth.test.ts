@@ -76,9 +76,12 @@ describe('oktail with an OAuth 2.0 service app', () => {
         lines: oauthLines(key.encryptedFile, ['private_key_pass: ${OKTA_KEY_PASS}', `key_id: ${key.kid}`]),
         env: { OKTA_KEY_PASS: key.passphrase },
       },
-      { lines: oauthLines(key.traditionalFile, [`key_id: ${key.kid}`, 'dpop: false']), env: {} },
+      {
+        lines: oauthLines(key.traditionalFile, [`key_id: ${key.kid}`, 'dpop: false']),
+        env: {} as Record<string, string>,
+      },
       // The kid comes from the JWK file itself.
-      { lines: oauthLines(key.jwkFile), env: {} },
+      { lines: oauthLines(key.jwkFile), env: {} as Record<string, string> },
     ];
     for (const [i, variant] of variants.entries()) {
       org.emulator.appendEvents(10 * (i + 1));

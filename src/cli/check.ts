@@ -115,7 +115,7 @@ export async function checkSource(
   } catch (err) {
     if (
       isOktailError(err, 'PROXY_AUTH') ||
-      (client.proxy && isOktailError(err) && / proxy /.test(err.message))
+      (client.proxy && isOktailError(err) && /\bproxy http/.test(err.message))
     ) {
       lines.push(`Proxy: ${err.message}`);
     } else if (err instanceof OktaResponseError && err.status !== null) {

@@ -25,8 +25,9 @@ export function redactProxyUrl(url: string): string {
   if (url === '') return url;
   try {
     const parsed = new URL(url);
-    if (parsed.password !== '') parsed.password = REDACTED;
-    return parsed.href.replace(/\/$/, '');
+    if (parsed.password === '') return parsed.href.replace(/\/$/, '');
+    // Built by hand: the URL class would percent-encode the brackets of the placeholder.
+    return `${parsed.protocol}//${parsed.username}:${REDACTED}@${parsed.host}`;
   } catch {
     return REDACTED;
   }

@@ -36,9 +36,10 @@ export function resolveProxy(
 ): ProxySettings | null {
   const url = choice
     ? choice.url
-    : (env.https_proxy ?? env.HTTPS_PROXY ?? env.http_proxy ?? env.HTTP_PROXY ?? '');
+    : // An empty variable counts as unset, as in curl.
+      env.https_proxy || env.HTTPS_PROXY || env.http_proxy || env.HTTP_PROXY || '';
   if (url === '') return null;
-  const noProxy = choice ? choice.noProxy : splitNoProxy(env.no_proxy ?? env.NO_PROXY ?? '');
+  const noProxy = choice ? choice.noProxy : splitNoProxy(env.no_proxy || env.NO_PROXY || '');
   if (bypasses(domain, noProxy)) return null;
   let parsed: URL;
   try {
@@ -147,10 +148,11 @@ export function describeProxyFailure(
   const message = errorMessage(err);
   const status = /Proxy response \((\d{3})\)/.exec(message)?.[1];
   if (status !== undefined) {
-    if (status === '407') {
+    // tinyproxy answers wrong credentials with 401 rather than 407.
+    if (status === '407' || (status === '401' && proxy.credentials)) {
       return proxy.credentials
         ? {
-            message: `proxy authentication failed at ${proxy.label} (407): check the user and password in proxy.url`,
+            message: `proxy authentication failed at ${proxy.label} (${status}): check the user and password in proxy.url`,
             retryable: false,
           }
         : {
