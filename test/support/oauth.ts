@@ -22,7 +22,7 @@ export interface AppKey {
 
 /** A service app's key pair in every file format oktail reads; the private parts are test secrets. */
 export async function createAppKey(dir: string, kind: 'rsa' | 'ec', name = kind): Promise<AppKey> {
-  const { privateKey, publicKey } =
+  const { privateKey } =
     kind === 'rsa'
       ? generateKeyPairSync('rsa', { modulusLength: 2048 })
       : generateKeyPairSync('ec', { namedCurve: 'P-256' });
