@@ -20,7 +20,7 @@ function config(auth: string[], env: NodeJS.ProcessEnv = { OKTA_KEY_PASS: PASS }
   return parseConfig(text, { env, baseDir: '/etc/oktail', fileName: 'oktail.yaml' });
 }
 
-function problems(auth: string[], env?: NodeJS.ProcessEnv): ConfigProblem[] {
+function problems(auth: string[], env?: NodeJS.ProcessEnv): readonly ConfigProblem[] {
   try {
     config(auth, env);
   } catch (err) {
