@@ -19,7 +19,8 @@ const HOUR = 3600_000;
 const since = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
 const apiRequests = (o: TestOrg) => o.emulator.requests.filter((r) => r.path === '/api/v1/logs');
 
-describe('oktail with an OAuth 2.0 service app', () => {
+// Several real CLI runs per test, on a machine that may be busy: generous limits, progress-based waits.
+describe('oktail with an OAuth 2.0 service app', { timeout: 120_000 }, () => {
   it('collects with an RSA key and DPoP negotiated on demand; check reports strategy, scopes and DPoP', async () => {
     const started = await startOAuthOrg({ kind: 'rsa', requireDpop: true });
     org = started.org;

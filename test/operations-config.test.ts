@@ -66,7 +66,7 @@ describe('oktail config example', () => {
   it('is still valid with every commented-out setting switched on', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
-    expect(Object.keys(config.sinks)).toEqual(['events', 'console']);
+    expect(Object.keys(config.sinks)).toEqual(['events', 'console', 'oauth_events']);
   });
 
   it('mentions every key of the schema, so it cannot drift from it', () => {

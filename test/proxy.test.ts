@@ -57,7 +57,8 @@ async function backlog(o: TestOrg) {
   o.emulator.appendEvents(1500, { publishedStart: Date.now() - HOUR });
 }
 
-describe('outbound proxy (tinyproxy)', () => {
+// Several real CLI runs per test, on a machine that may be busy: generous limits, progress-based waits.
+describe('outbound proxy (tinyproxy)', { timeout: 120_000 }, () => {
   it('tunnels through a proxy without authentication', async () => {
     org = await startOrg();
     proxy = await startTinyproxy({ connectPorts: [port(org)] });

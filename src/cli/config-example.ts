@@ -93,7 +93,12 @@ sinks:
   # At least once: a pipe cannot be rolled back after a crash.
   # console:
   #   type: stdout
-  #   inputs: [okta, okta_oauth]
+  #   inputs: [okta]
+  # The OAuth source above, when used.
+  # oauth_events:
+  #   type: file
+  #   inputs: [okta_oauth]
+  #   path: ./okta-oauth-system-log.ndjson
 `;
 
 /**
