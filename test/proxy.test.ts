@@ -143,6 +143,19 @@ describe('outbound proxy (tinyproxy)', { timeout: 120_000 }, () => {
       `proxy http://127.0.0.1:${proxy.port} refused the tunnel (CONNECT answered 403)`,
     );
     expect(org.emulator.stats().requests).toBe(0);
+    await proxy.stop();
+
+    // The proxy cannot reach the org: tinyproxy answers the CONNECT with a 5xx.
+    proxy = await startTinyproxy({ connectPorts: [port(org)] });
+    await org.emulator.stop();
+    const unreachable = await writeConfig(org, { top: ['proxy:', `  url: ${proxy.url()}`] });
+    const fivexx = await runCli(['check', '-c', unreachable.file], { env: cleanEnv() });
+    expect(fivexx.code).toBe(1);
+    expect(fivexx.stdout).toMatch(
+      new RegExp(
+        `proxy http://127\\.0\\.0\\.1:${proxy.port} refused the tunnel \\(CONNECT answered 5\\d\\d\\)`,
+      ),
+    );
   });
 
   it('keeps retrying while the proxy is down, naming it, and delivers once it is up', async () => {
