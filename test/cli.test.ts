@@ -75,7 +75,7 @@ describe('oktail validate', () => {
     const { file } = await writeConfig(org);
     const result = await runCli(['validate', '--print', '-c', file], { env: { OKTA_API_TOKEN: org.token } });
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout).toContain('is valid: 1 source(s) (okta), 1 sink(s) (archive)');
+    expect(result.stdout).toContain('is valid: 1 source(s) (okta), 1 sink(s) (archive: file, exactly once)');
     expect(result.stdout).toContain('"token": "[redacted]"');
   });
 

@@ -10,6 +10,9 @@ const env = {
   OKTA_CLIENT_KEY_PASS: 'example-pass',
   OKTA_KEY_PASS: 'example-key-pass',
   PROXY_PASS: 'example-proxy-pass',
+  HTTP_TOKEN: 'example-http-token',
+  HTTP_CLIENT_KEY_PASS: 'example-http-pass',
+  HTTP_PASSWORD: 'example-http-password',
 };
 
 type Schema = {
@@ -66,7 +69,9 @@ describe('oktail config example', () => {
   it('is still valid with every commented-out setting switched on', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
-    expect(Object.keys(config.sinks)).toEqual(['events', 'console', 'oauth_events']);
+    expect(Object.keys(config.sinks)).toEqual(
+      expect.arrayContaining(['events', 'console', 'siem', 'siem_basic', 'oauth_events']),
+    );
   });
 
   it('mentions every key of the schema, so it cannot drift from it', () => {

@@ -3,6 +3,8 @@
  * `# key: value`; a test uncomments those lines and checks the result against the schema, so this text
  * cannot drift from src/config/schema.ts unnoticed.
  */
+import { SINKS } from '../sinks/index.js';
+
 export const CONFIG_EXAMPLE = `# oktail configuration. Check it with: oktail validate -c oktail.yaml
 # Editors with a YAML language server can validate as you type:
 #   oktail config schema > oktail.schema.json
@@ -85,16 +87,7 @@ sources:
   #       ca_file: ./proxy-ca.pem
 
 sinks:
-  # Exactly once: the file's committed length is part of the checkpoint.
-  events:
-    type: file
-    inputs: [okta]
-    path: ./okta-system-log.ndjson
-  # At least once: a pipe cannot be rolled back after a crash.
-  # console:
-  #   type: stdout
-  #   inputs: [okta]
-  # The OAuth source above, when used.
+${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when used.
   # oauth_events:
   #   type: file
   #   inputs: [okta_oauth]

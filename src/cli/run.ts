@@ -95,7 +95,7 @@ export async function runPipeline(
       const metrics = new MetricsTelemetry({
         next: telemetry,
         sources: readinessSources(config),
-        sinks: Object.entries(config.sinks).map(([name, s]) => ({ name, inputs: s.inputs })),
+        sinks: Object.entries(config.sinks).map(([name, s]) => ({ name, type: s.type, inputs: s.inputs })),
         defaultMetrics: true,
         version: VERSION,
       });

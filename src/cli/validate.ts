@@ -6,6 +6,8 @@ import { tlsSettings } from '../pipeline/build.js';
 import { checkCollectionScript } from '../script/index.js';
 import { authSettings } from '../sources/okta/auth/index.js';
 import { sourceProxy } from '../sources/okta/proxy.js';
+import { SINKS } from '../sinks/index.js';
+import { tlsConnectOptions, type SinkTlsConfig } from '../sinks/shared/config.js';
 import { EXIT_OK, EXIT_USAGE } from './exit-codes.js';
 
 export function validateCommand() {
@@ -38,6 +40,16 @@ export function validateCommand() {
           }
         }
       }
+      for (const [name, sink] of Object.entries(config.sinks)) {
+        const tls = (sink as { tls?: SinkTlsConfig }).tls;
+        if (!tls) continue;
+        try {
+          await tlsConnectOptions(tls, `sinks.${name}.tls`);
+        } catch (err) {
+          if (err instanceof OktailError) problems.push(err.message);
+          else throw err;
+        }
+      }
       if (problems.length > 0) {
         process.stderr.write(
           `${opts.config} has ${problems.length} problem(s):\n${problems.map((p) => `  ${p}\n`).join('')}`,
@@ -46,10 +58,13 @@ export function validateCommand() {
         return;
       }
       const sources = Object.keys(config.sources);
-      const sinks = Object.keys(config.sinks);
+      const sinks = Object.entries(config.sinks).map(([name, sink]) => {
+        const guarantee = SINKS.find((r) => r.type === sink.type)?.guarantee;
+        return guarantee ? `${name}: ${sink.type}, ${guarantee.replace('-', ' ')}` : name;
+      });
       process.stdout.write(
         `${opts.config} is valid: ${sources.length} source(s) (${sources.join(', ')}), ` +
-          `${sinks.length} sink(s) (${sinks.join(', ')}).\n`,
+          `${sinks.length} sink(s) (${sinks.join('; ')}).\n`,
       );
       if (opts.print) process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
       process.exitCode = EXIT_OK;

@@ -13,9 +13,8 @@ import {
 } from 'yaml';
 import { ConfigError, formatPath, type ConfigProblem, type PathSegment } from './errors.js';
 import { interpolate } from './interpolate.js';
-import type { ProxyConfig } from './proxy.js';
-import { allowedKeysAt, issueToMessages } from './messages.js';
-import { ConfigSchema, NAME_PATTERN, isSecretPath, type Config } from './schema.js';
+import { allowedKeysAt, fieldMarksAt, forEachMarked, issueToMessages } from './messages.js';
+import { ConfigSchema, NAME_PATTERN, type Config } from './schema.js';
 
 export interface ParseOptions {
   /** Variables for ${VAR} interpolation; process.env when absent. */
@@ -81,7 +80,15 @@ export function parseConfig(text: string, options: ParseOptions): Config {
     problems.push({ path: formatPath(path), line: located.line(path), message });
   };
 
-  const interpolation = interpolateDocument(doc, env);
+  // Secret marks live in the schema; the raw document picks the sink type whose marks apply.
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 });
+  } catch {
+    raw = undefined;
+  }
+  const isSecret = (path: readonly PathSegment[]) => fieldMarksAt(ConfigSchema, path, raw).secret;
+  const interpolation = interpolateDocument(doc, env, isSecret);
   for (const { path, message } of interpolation.problems) add(path, message);
 
   let data: unknown;
@@ -96,7 +103,7 @@ export function parseConfig(text: string, options: ParseOptions): Config {
     valueAt: (path: readonly PathSegment[]) => valueAt(data, path),
     isWritten: (path: readonly PathSegment[]) => located.node(path) !== undefined,
     isShowable: (path: readonly PathSegment[]) => {
-      if (isSecretPath(path)) return false;
+      if (fieldMarksAt(ConfigSchema, path, data).secret) return false;
       const node = located.node(path);
       return node === undefined || !interpolation.variables.has(node);
     },
@@ -276,7 +283,11 @@ const MIN_SCRUBBED_LENGTH = 4;
  * text has in YAML, so `interval_secs: ${INTERVAL}` is a number just as `interval_secs: 120` is; a quoted
  * one stays a string. Secrets always stay strings.
  */
-function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): DocumentInterpolation {
+function interpolateDocument(
+  doc: Document,
+  env: NodeJS.ProcessEnv,
+  isSecret: (path: readonly PathSegment[]) => boolean,
+): DocumentInterpolation {
   const out: DocumentInterpolation = { problems: [], variables: new WeakMap(), secrets: new Set() };
   const visit = (node: unknown, path: PathSegment[]): void => {
     if (isMap(node)) {
@@ -284,7 +295,7 @@ function interpolateDocument(doc: Document, env: NodeJS.ProcessEnv): DocumentInt
     } else if (isSeq(node)) {
       node.items.forEach((item, index) => visit(item, [...path, index]));
     } else if (isScalar(node)) {
-      interpolateScalar(node, path, env, out);
+      interpolateScalar(node, path, env, out, isSecret(path));
     }
   };
   visit(doc.contents, []);
@@ -296,8 +307,8 @@ function interpolateScalar(
   path: PathSegment[],
   env: NodeJS.ProcessEnv,
   out: DocumentInterpolation,
+  secret: boolean,
 ): void {
-  const secret = isSecretPath(path);
   // An explicit !!timestamp tag would otherwise reach validation as a Date.
   if (node.value instanceof Date) node.value = node.source;
   if (typeof node.value !== 'string') return;
@@ -416,43 +427,13 @@ function crossCheck(
   return problems;
 }
 
+/** Resolves every field marked `.meta({ path: true })` against the config file's directory. */
 function resolvePaths(config: Config, baseDir: string): Config {
-  const at = (path: string): string => resolve(baseDir, path);
-  const sources = Object.fromEntries(
-    Object.entries(config.sources).map(([name, source]) => [
-      name,
-      {
-        ...source,
-        script: source.script === null ? null : at(source.script),
-        tls: {
-          ...source.tls,
-          ...(source.tls.ca_file === undefined ? {} : { ca_file: at(source.tls.ca_file) }),
-          ...(source.tls.crt_file === undefined ? {} : { crt_file: at(source.tls.crt_file) }),
-          ...(source.tls.key_file === undefined ? {} : { key_file: at(source.tls.key_file) }),
-        },
-        auth:
-          source.auth.strategy === 'oauth2'
-            ? { ...source.auth, private_key_file: at(source.auth.private_key_file) }
-            : source.auth,
-        ...(source.proxy === undefined ? {} : { proxy: resolveProxyPaths(source.proxy, at) }),
-      },
-    ]),
-  );
-  const sinks = Object.fromEntries(
-    Object.entries(config.sinks).map(([name, sink]) => [
-      name,
-      sink.type === 'file' ? { ...sink, path: at(sink.path) } : sink,
-    ]),
-  );
-  return {
-    ...config,
-    data_dir: at(config.data_dir),
-    ...(config.proxy === undefined ? {} : { proxy: resolveProxyPaths(config.proxy, at) }),
-    sources,
-    sinks,
-  };
-}
-
-function resolveProxyPaths(proxy: ProxyConfig, at: (path: string) => string): ProxyConfig {
-  return proxy.tls.ca_file === undefined ? proxy : { ...proxy, tls: { ca_file: at(proxy.tls.ca_file) } };
+  const copy = structuredClone(config);
+  forEachMarked(ConfigSchema, copy, 'path', (path, value) => {
+    let parent: unknown = copy;
+    for (const segment of path.slice(0, -1)) parent = (parent as Record<PathSegment, unknown>)[segment];
+    (parent as Record<PathSegment, unknown>)[path[path.length - 1] as PathSegment] = resolve(baseDir, value);
+  });
+  return copy;
 }

@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import { z } from 'zod';
 import type { PathSegment } from './errors.js';
 
 /** What the issue mapper may learn about the input; the loader decides what is safe to show. */
@@ -185,6 +185,7 @@ interface SchemaDef {
   valueType?: z.core.$ZodType;
   element?: z.core.$ZodType;
   options?: z.core.$ZodType[];
+  discriminator?: string;
   values?: unknown[];
   getter?: () => z.core.$ZodType;
 }
@@ -202,10 +203,12 @@ function unwrap(schema: z.core.$ZodType, data: unknown): z.core.$ZodType {
     else if (def.type === 'pipe' && def.in) schema = def.in;
     else if (def.type === 'lazy' && def.getter) schema = def.getter();
     else if (def.type === 'union' && def.options?.[0]) {
-      const type = typeof data === 'object' && data !== null ? (data as { type?: unknown }).type : undefined;
+      const key = def.discriminator ?? 'type';
+      const type =
+        typeof data === 'object' && data !== null ? (data as Record<string, unknown>)[key] : undefined;
       schema =
         def.options.find((option) => {
-          const typeSchema = defOf(unwrap(option, undefined)).shape?.type;
+          const typeSchema = defOf(unwrap(option, undefined)).shape?.[key];
           return typeSchema !== undefined && (defOf(typeSchema).values ?? []).includes(type);
         }) ?? def.options[0];
     } else break;
@@ -232,4 +235,84 @@ export function allowedKeysAt(
   }
   const shape = defOf(unwrap(schema, data)).shape;
   return shape ? Object.keys(shape) : [];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Field marks: `.meta({ secret: true })` and `.meta({ path: true })` on a schema, found along a path.
+
+export interface FieldMarks {
+  secret: boolean;
+  path: boolean;
+  /** A secret URL whose printable form keeps everything but its password (a proxy URL). */
+  url_password: boolean;
+}
+
+function marksOf(schema: z.core.$ZodType): Partial<FieldMarks> {
+  const meta = z.globalRegistry.get(schema) as Partial<FieldMarks> | undefined;
+  return meta ?? {};
+}
+
+/**
+ * The marks of the field at `path`. With `data`, union members are picked by their discriminator as the
+ * data says; without it (or when the data picks none), a mark on any member counts, so a secret is
+ * never missed.
+ */
+export function fieldMarksAt(
+  root: z.core.$ZodType,
+  path: readonly PathSegment[],
+  data?: unknown,
+): FieldMarks {
+  const out: FieldMarks = { secret: false, path: false, url_password: false };
+  const visit = (schema: z.core.$ZodType, at: number, value: unknown, depth: number): void => {
+    if (depth > 64) return;
+    const marks = marksOf(schema);
+    if (at === path.length) {
+      out.secret ||= marks.secret === true;
+      out.path ||= marks.path === true;
+      out.url_password ||= marks.url_password === true;
+    }
+    const def = defOf(schema);
+    if (def.innerType) return visit(def.innerType, at, value, depth + 1);
+    if (def.type === 'pipe' && def.in) return visit(def.in, at, value, depth + 1);
+    if (def.type === 'lazy' && def.getter) return visit(def.getter(), at, value, depth + 1);
+    if (def.type === 'union' && def.options) {
+      const key = def.discriminator ?? 'type';
+      const selector = isObject(value) ? value[key] : undefined;
+      const chosen = def.options.filter((option) =>
+        (defOf(defOf(unwrap(option, undefined)).shape?.[key] ?? option).values ?? []).includes(selector),
+      );
+      for (const option of chosen.length > 0 ? chosen : def.options) visit(option, at, value, depth + 1);
+      return;
+    }
+    if (at === path.length) return;
+    const segment = path[at] as PathSegment;
+    const child = isObject(value) ? value[segment] : undefined;
+    if (def.type === 'object') {
+      const next = def.shape?.[segment];
+      if (next) visit(next, at + 1, child, depth + 1);
+    } else if (def.type === 'record' && def.valueType) visit(def.valueType, at + 1, child, depth + 1);
+    else if (def.type === 'array' && def.element) visit(def.element, at + 1, child, depth + 1);
+  };
+  visit(root, 0, data, 0);
+  return out;
+}
+
+/** Calls `each` for every string in `data` whose field carries a mark, with the value's path. */
+export function forEachMarked(
+  root: z.core.$ZodType,
+  data: unknown,
+  mark: keyof FieldMarks,
+  each: (path: PathSegment[], value: string) => void,
+): void {
+  const walk = (value: unknown, path: PathSegment[]): void => {
+    if (typeof value === 'string') {
+      if (fieldMarksAt(root, path, data)[mark]) each(path, value);
+    } else if (Array.isArray(value)) value.forEach((item, i) => walk(item, [...path, i]));
+    else if (isObject(value)) for (const [k, v] of Object.entries(value)) walk(v, [...path, k]);
+  };
+  walk(data, []);
+}
+
+function isObject(value: unknown): value is Record<string | number, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { FilePath } from './fields.js';
 
 /*
  * Outbound proxy for the connections to Okta (the API and the OAuth token endpoint alike). Given
@@ -48,6 +49,8 @@ export const ProxySchema = z
   .strictObject({
     url: z
       .string()
+      // A secret that may hold a password; `validate --print` shows it with only the password replaced.
+      .meta({ secret: true, url_password: true })
       .superRefine((value, ctx) => {
         const problem = checkProxyUrl(value);
         if (problem) ctx.addIssue({ code: 'custom', message: problem });
@@ -68,13 +71,9 @@ export const ProxySchema = z
       ),
     tls: z
       .strictObject({
-        ca_file: z
-          .string()
-          .min(1, 'must not be empty')
-          .optional()
-          .describe(
-            "PEM CA bundle that signed an https:// proxy's own certificate. Relative to the config file.",
-          ),
+        ca_file: FilePath.optional().describe(
+          "PEM CA bundle that signed an https:// proxy's own certificate. Relative to the config file.",
+        ),
       })
       .prefault({})
       .describe("TLS to an https:// proxy itself (Okta's TLS settings apply inside the tunnel)."),

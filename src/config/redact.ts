@@ -1,23 +1,23 @@
-import type { Config } from './schema.js';
-import type { ProxyConfig } from './proxy.js';
+import type { PathSegment } from './errors.js';
+import { fieldMarksAt, forEachMarked } from './messages.js';
+import { ConfigSchema, type Config } from './schema.js';
 
 export const REDACTED = '[redacted]';
 
-/** A deep copy of the config that is safe to print (`oktail validate`): secrets are replaced. */
+/**
+ * A deep copy of the config that is safe to print (`oktail validate`): every field the schema marks
+ * `.meta({ secret: true })`, in sources and sinks alike, is replaced. A secret also marked
+ * `url_password` (a proxy URL) keeps its scheme, user and host; only its password is replaced.
+ */
 export function redactConfig(config: Config): Config {
   const copy = structuredClone(config);
-  if (copy.proxy) copy.proxy = redactProxy(copy.proxy);
-  for (const source of Object.values(copy.sources)) {
-    if (source.auth.strategy === 'bearer') source.auth.token = REDACTED;
-    else if (source.auth.private_key_pass !== undefined) source.auth.private_key_pass = REDACTED;
-    if (source.tls.key_pass !== undefined) source.tls.key_pass = REDACTED;
-    if (source.proxy) source.proxy = redactProxy(source.proxy);
-  }
+  forEachMarked(ConfigSchema, copy, 'secret', (path, value) => {
+    let parent: unknown = copy;
+    for (const segment of path.slice(0, -1)) parent = (parent as Record<PathSegment, unknown>)[segment];
+    const redacted = fieldMarksAt(ConfigSchema, path, copy).url_password ? redactProxyUrl(value) : REDACTED;
+    (parent as Record<PathSegment, unknown>)[path[path.length - 1] as PathSegment] = redacted;
+  });
   return copy;
-}
-
-function redactProxy(proxy: ProxyConfig): ProxyConfig {
-  return { ...proxy, url: redactProxyUrl(proxy.url) };
 }
 
 /** The proxy URL with its password (if any) replaced; what the collector may show of a proxy. */

@@ -1,9 +1,10 @@
+import { fieldMarksAt } from './messages.js';
 import { describe, expect, it } from 'vitest';
 import {
+  ConfigSchema,
   checkDomain,
   configJsonSchema,
   isIsoDateTime,
-  isSecretPath,
   parseAddress,
   parseHostPort,
 } from './schema.js';
@@ -101,15 +102,29 @@ describe('isIsoDateTime', () => {
   });
 });
 
-describe('isSecretPath', () => {
-  it('marks a source token and key passphrase as secrets', () => {
-    expect(isSecretPath(['sources', 'okta', 'auth', 'token'])).toBe(true);
-    expect(isSecretPath(['sources', 'okta', 'tls', 'key_pass'])).toBe(true);
+describe('secret and path marks', () => {
+  const secret = (path: (string | number)[], data?: unknown) => fieldMarksAt(ConfigSchema, path, data).secret;
+
+  it('marks a source token, key passphrase and sink credentials as secrets', () => {
+    expect(secret(['sources', 'okta', 'auth', 'token'])).toBe(true);
+    expect(secret(['sources', 'okta', 'tls', 'key_pass'])).toBe(true);
+    expect(secret(['sinks', 'siem', 'auth', 'token'])).toBe(true);
+    expect(secret(['sinks', 'siem', 'auth', 'password'])).toBe(true);
+    expect(secret(['sinks', 'siem', 'tls', 'key_pass'])).toBe(true);
   });
 
   it('does not mark other keys', () => {
-    expect(isSecretPath(['sources', 'okta', 'auth', 'header'])).toBe(false);
-    expect(isSecretPath(['sinks', 'okta', 'auth', 'token'])).toBe(false);
+    expect(secret(['sources', 'okta', 'auth', 'header'])).toBe(false);
+    expect(secret(['sinks', 'siem', 'auth', 'user'])).toBe(false);
+    expect(secret(['sinks', 'siem', 'uri'])).toBe(false);
+  });
+
+  it('marks paths by the sink type the data names', () => {
+    const data = { sinks: { a: { type: 'file', path: 'x' }, b: { type: 'http', tls: { ca_file: 'c' } } } };
+    expect(fieldMarksAt(ConfigSchema, ['sinks', 'a', 'path'], data).path).toBe(true);
+    expect(fieldMarksAt(ConfigSchema, ['sinks', 'b', 'tls', 'ca_file'], data).path).toBe(true);
+    expect(fieldMarksAt(ConfigSchema, ['sinks', 'b', 'uri'], data).path).toBe(false);
+    expect(fieldMarksAt(ConfigSchema, ['data_dir'], data).path).toBe(true);
   });
 });
 

@@ -1,6 +1,8 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { AuthSchema, type AuthConfig } from '../sources/okta/auth/schema.js';
+import { SINKS } from '../sinks/index.js';
+import { FilePath, intBetween } from './fields.js';
 import { ProxySchema } from './proxy.js';
 
 /*
@@ -18,25 +20,6 @@ export const NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export const LOG_FORMATS = ['json', 'pretty'] as const;
-
-/** Keys (relative to a source) whose values are secrets: never shown, in messages or in `validate` output. */
-export const SECRET_SOURCE_KEYS: readonly (readonly [string, string])[] = [
-  ['auth', 'token'],
-  ['auth', 'private_key_pass'],
-  ['tls', 'key_pass'],
-  // A proxy URL may carry a password.
-  ['proxy', 'url'],
-];
-
-/** True for `sources.<name>.auth.token`, `sources.<name>.tls.key_pass`, `proxy.url` and the like. */
-export function isSecretPath(path: readonly (string | number)[]): boolean {
-  if (path.length === 2 && path[0] === 'proxy' && path[1] === 'url') return true;
-  return (
-    path.length === 4 &&
-    path[0] === 'sources' &&
-    SECRET_SOURCE_KEYS.some(([section, key]) => path[2] === section && path[3] === key)
-  );
-}
 
 // ---------------------------------------------------------------------------------------------------
 // host[:port]
@@ -173,17 +156,10 @@ export function isIsoDateTime(value: string): boolean {
 // ---------------------------------------------------------------------------------------------------
 // Building blocks
 
-function intBetween(min: number, max: number) {
-  const message = `must be between ${min} and ${max}`;
-  return z.int().min(min, message).max(max, message);
-}
-
 const Name = z
   .string()
   .regex(NAME_PATTERN, 'must be 1 to 64 letters, digits, _ or -')
   .describe('A name of 1 to 64 letters, digits, _ or -.');
-
-const FilePath = z.string().min(1, 'must not be empty');
 
 export const LogSchema = z
   .strictObject({
@@ -281,6 +257,7 @@ export const TlsSchema = z
     ),
     key_pass: z
       .string()
+      .meta({ secret: true })
       .optional()
       .describe('Passphrase of key_file. A secret: write ${KEY_PASS} rather than the passphrase itself.'),
     verify_certificate: z
@@ -392,27 +369,14 @@ export const OktaSourceSchema = z
 
 export const SourceSchema = z.discriminatedUnion('type', [OktaSourceSchema]);
 
-const Inputs = z
-  .array(z.string().min(1, 'must not be empty'))
-  .min(1, 'must list at least one source')
-  .describe('Names of the sources whose events this sink receives.');
+/** Every sink type's config, from the registry list in src/sinks/index.ts. */
+export type SinkConfig = z.output<(typeof SINKS)[number]['schema']>;
 
-export const FileSinkSchema = z
-  .strictObject({
-    type: z.literal('file').describe('Sink kind.'),
-    inputs: Inputs,
-    path: FilePath.describe('NDJSON file to append events to. Relative to the config file.'),
-  })
-  .describe('Appends events as NDJSON lines to a file.');
-
-export const StdoutSinkSchema = z
-  .strictObject({
-    type: z.literal('stdout').describe('Sink kind.'),
-    inputs: Inputs,
-  })
-  .describe('Writes events as NDJSON lines to standard output.');
-
-export const SinkSchema = z.discriminatedUnion('type', [FileSinkSchema, StdoutSinkSchema]);
+// The registry's schemas are typed by their output only; the union is built from the list at runtime.
+export const SinkSchema = z.discriminatedUnion(
+  'type',
+  SINKS.map((s) => s.schema) as unknown as [z.ZodObject, ...z.ZodObject[]],
+) as unknown as z.ZodType<SinkConfig, unknown>;
 
 export const ConfigSchema = z
   .strictObject({
@@ -443,9 +407,6 @@ export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;
 export type OktaSourceConfig = z.output<typeof OktaSourceSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
-export type FileSinkConfig = z.output<typeof FileSinkSchema>;
-export type StdoutSinkConfig = z.output<typeof StdoutSinkSchema>;
-export type SinkConfig = z.output<typeof SinkSchema>;
 /** The validated configuration: defaults filled in, relative paths resolved against the config file. */
 export type Config = z.output<typeof ConfigSchema>;
 /** What a config file may contain (before defaults). */

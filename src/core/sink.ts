@@ -1,38 +1,66 @@
 import type { JsonObject } from './json.js';
 
-/** One page worth of tagged events, already serialised as NDJSON (every line ends with "\n"). */
-export interface Batch {
+/** One page of tagged events, with event boundaries kept, so each sink frames events its own way. */
+export interface EventBatch {
+  /** The oktail source name. */
   readonly source: string;
-  readonly events: number;
-  readonly ndjson: Buffer;
+  /** The org host (e.g. acme.okta.com), for syslog HOSTNAME etc. */
+  readonly domain: string;
+  readonly count: number;
+  /**
+   * The tagged events as NDJSON: event i is data.subarray(starts[i], ends[i]); a "\n" follows each.
+   * The bytes are exactly what Okta sent with `"_okta_event_type":"systemLog"` spliced in.
+   */
+  readonly data: Buffer;
+  readonly starts: Uint32Array;
+  readonly ends: Uint32Array;
+  /** Per-event fields read from the original bytes (null when the event lacks them). */
+  readonly uuids: readonly (string | null)[];
+  readonly published: readonly (string | null)[];
+  readonly eventTypes: readonly (string | null)[];
+  readonly severities: readonly (string | null)[];
+}
+
+/** The bytes of event i (tagged JSON, without its newline). */
+export function eventBytes(batch: EventBatch, i: number): Buffer {
+  return batch.data.subarray(batch.starts[i], batch.ends[i]);
 }
 
 /** Results are data: the pipeline branches on them (retry only the sinks that failed, halt on fatal). */
 export type WriteResult =
-  { kind: 'ok' } | { kind: 'retry'; afterMs?: number; error: Error } | { kind: 'fatal'; error: Error };
+  | { kind: 'ok' }
+  /** Transient: the pipeline retries with backoff. */
+  | { kind: 'retry'; afterMs?: number; error: Error }
+  /** Permanent: halts the sources this sink feeds. */
+  | { kind: 'fatal'; error: Error };
 
 /** What a checkpoint records for a sink so that a restart can undo writes the checkpoint did not cover. */
 export type SinkCheckpoint = JsonObject;
 
-/**
- * A destination for events. The pipeline calls `write` for one batch at a time per sink and commits a
- * checkpoint only after every sink of the batch's source answered `ok`.
- */
+/** A destination for events. */
 export interface Sink {
   readonly name: string;
   /** Source names this sink receives from. */
   readonly inputs: readonly string[];
-  /** `exactly-once` sinks can roll back to `committed` on open; `at-least-once` ones may repeat a batch. */
+  /**
+   * 'positional': the sink records a position in the checkpoint and rolls back to it on open (file).
+   *   The pipeline writes such sinks under the commit lock, immediately before the commit.
+   * 'acknowledged': the sink's `write` resolves `ok` only once the destination durably accepted the batch
+   *   (network sinks; also stdout). Written concurrently, outside the commit lock, before the positional
+   *   sinks and the commit.
+   */
+  readonly kind: 'positional' | 'acknowledged';
+  /** What a sink guarantees, stated in docs and `validate`. */
   readonly guarantee: 'exactly-once' | 'at-least-once';
   /** Opens the sink. `committed` is what the last durable checkpoint recorded for it, if anything. */
-  open(committed: SinkCheckpoint | undefined): Promise<void>;
+  open(committed: SinkCheckpoint | undefined, signal: AbortSignal): Promise<void>;
   /**
-   * Delivers a batch. `ok` means durable (it survives a crash of this process). On `retry` or `fatal`
-   * the sink has left no part of the batch behind where it can undo it.
+   * Delivers a batch. `ok` means durable. On `retry` or `fatal` a positional sink has left no part of the
+   * batch behind where it can undo it.
    */
-  write(batch: Batch): Promise<WriteResult>;
-  /** The sink's position to record in the next checkpoint (undefined if it has none). */
+  write(batch: EventBatch, signal: AbortSignal): Promise<WriteResult>;
+  /** The sink's position to record in the next checkpoint (positional sinks only). */
   checkpoint(): SinkCheckpoint | undefined;
-  /** Flushes and releases resources. Calling it twice is fine. */
+  /** Flushes what was accepted and releases resources; idempotent. */
   close(): Promise<void>;
 }

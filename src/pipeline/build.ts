@@ -4,10 +4,10 @@ import type { Config, OktaSourceConfig, SinkConfig } from '../config/schema.js';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
-import { FileSink } from '../sinks/file/file-sink.js';
-import { StdoutSink } from '../sinks/stdout/stdout-sink.js';
 import type { ProxyConfig } from '../config/proxy.js';
 import { authSettings } from '../sources/okta/auth/index.js';
+import type { SinkContext, SinkRegistration } from '../core/registry.js';
+import { SINKS } from '../sinks/index.js';
 import { OktaHttpClient, type OktaTlsSettings } from '../sources/okta/client.js';
 import { sourceProxy } from '../sources/okta/proxy.js';
 import { RateLimiter } from '../sources/okta/rate-limiter.js';
@@ -27,11 +27,12 @@ export interface BuildOptions {
   telemetry: TelemetrySink;
   once?: boolean;
   stdout?: NodeJS.WritableStream;
+  /** The config file's directory (paths in the config are already resolved against it). */
+  configDir?: string;
 }
 
 export interface BuiltPipeline {
   pipeline: Pipeline;
-  store: FileCheckpointStore;
   /** Releases HTTP connections and script engines. */
   close(): Promise<void>;
 }
@@ -79,13 +80,12 @@ export async function createClient(
   });
 }
 
-function createSink(name: string, cfg: SinkConfig, options: BuildOptions): Sink {
-  switch (cfg.type) {
-    case 'file':
-      return new FileSink({ name, inputs: cfg.inputs, path: cfg.path, log: options.log });
-    case 'stdout':
-      return new StdoutSink({ name, inputs: cfg.inputs, stream: options.stdout });
-  }
+/** The sink from its type's registration (src/sinks/index.ts). */
+async function createSink(name: string, cfg: SinkConfig, context: SinkContext): Promise<Sink> {
+  const registration = SINKS.find((r) => r.type === cfg.type) as SinkRegistration<SinkConfig> | undefined;
+  if (!registration)
+    throw new OktailError('CONFIG_INVALID', `sinks.${name}.type: unknown sink type ${cfg.type}`);
+  return await registration.create(name, cfg, context);
 }
 
 /** Wires a validated config into a pipeline: one client and logic per source, one limiter per org. */
@@ -93,8 +93,13 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
   const clients: OktaHttpClient[] = [];
   const logics: CollectionLogic[] = [];
   const limiters = new Map<string, RateLimiter>();
+  const closers: (() => Promise<void>)[] = [];
   const close = async () => {
-    await Promise.allSettled([...clients.map((c) => c.close()), ...logics.map((l) => l.close())]);
+    await Promise.allSettled([
+      ...clients.map((c) => c.close()),
+      ...logics.map((l) => l.close()),
+      ...closers.map((c) => c()),
+    ]);
   };
   try {
     const sources: PipelineSource[] = [];
@@ -135,7 +140,19 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
         startFrom: cfg.start_from ?? null,
       });
     }
-    const sinks = Object.entries(config.sinks).map(([name, cfg]) => createSink(name, cfg, options));
+    const context: SinkContext = {
+      log: options.log,
+      telemetry: options.telemetry,
+      stdout: options.stdout,
+      dataDir: config.data_dir,
+      configDir: options.configDir ?? process.cwd(),
+    };
+    const sinks: Sink[] = [];
+    for (const [name, cfg] of Object.entries(config.sinks)) {
+      const sink = await createSink(name, cfg, context);
+      sinks.push(sink);
+      closers.push(() => sink.close());
+    }
     const store = new FileCheckpointStore(config.data_dir);
     const pipeline = new Pipeline({
       sources,
@@ -145,7 +162,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       log: options.log,
       once: options.once ?? false,
     });
-    return { pipeline, store, close };
+    return { pipeline, close };
   } catch (err) {
     await close();
     throw err;

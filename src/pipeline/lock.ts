@@ -1,3 +1,4 @@
+import { sleep } from '../core/async.js';
 import { readFileSync, unlinkSync } from 'node:fs';
 import { mkdir, readFile, stat, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -76,7 +77,7 @@ export class DataDirLock {
       if (other === null) {
         // O_EXCL creation and the write are two steps: give a fresh, still empty lock time to fill.
         if (Date.now() - found.mtimeMs < WRITING_GRACE_MS) {
-          await delay(20);
+          await sleep(20);
           continue;
         }
       } else if (holderAlive(other, path)) {
@@ -166,7 +167,7 @@ async function removeStale(path: string, staleText: string): Promise<void> {
     if (info && Date.now() - info.mtimeMs > TAKEOVER_ABANDONED_MS) {
       await unlink(marker).catch(() => undefined);
     } else {
-      await delay(20);
+      await sleep(20);
     }
     return;
   }
@@ -218,8 +219,4 @@ function bootId(): string | null {
     }
   }
   return cachedBootId;
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

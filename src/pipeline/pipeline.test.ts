@@ -5,7 +5,8 @@ import { describe, expect, it } from 'vitest';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
-import type { Batch, Sink, SinkCheckpoint, WriteResult } from '../core/sink.js';
+import { batchFromNdjson } from '../core/event-batch.js';
+import type { EventBatch, Sink, SinkCheckpoint, WriteResult } from '../core/sink.js';
 import type { SourcePage } from '../sources/okta/source.js';
 import { silentLogger } from '../telemetry/logger.js';
 import { LogTelemetry } from '../telemetry/telemetry.js';
@@ -14,6 +15,7 @@ import { Pipeline, type PipelineSource } from './pipeline.js';
 
 /** In-memory sink for unit tests: scripted answers, records what it accepted. */
 class MemorySink implements Sink {
+  kind: 'positional' | 'acknowledged' = 'positional';
   readonly guarantee = 'exactly-once' as const;
   readonly accepted: string[] = [];
   writes = 0;
@@ -23,10 +25,10 @@ class MemorySink implements Sink {
     private readonly answers: WriteResult['kind'][] = [],
   ) {}
   async open(): Promise<void> {}
-  async write(batch: Batch): Promise<WriteResult> {
+  async write(batch: EventBatch): Promise<WriteResult> {
     const answer = this.answers[this.writes++] ?? 'ok';
     if (answer === 'ok') {
-      this.accepted.push(batch.ndjson.toString());
+      this.accepted.push(batch.data.toString());
       return { kind: 'ok' };
     }
     const error = new Error(`${answer} #${this.writes}`);
@@ -49,9 +51,8 @@ const logic: CollectionLogic = {
 
 function page(n: number, events = 1): SourcePage {
   return {
-    batch: { source: 'okta', events, ndjson: Buffer.from(`{"n":${n}}\n`) },
+    batch: batchFromNdjson('okta', 'acme.okta.com', Buffer.from(events > 0 ? `{"n":${n}}\n` : '')),
     state: { next: `cursor-${n}` },
-    received: events,
     newestPublished: null,
   };
 }
@@ -222,6 +223,85 @@ describe('Pipeline', () => {
     expect(await pipeline.run(controller.signal)).toEqual([{ source: 'okta', status: 'stopped' }]);
     expect(seen).toEqual([{ since: '2026-01-01T00:00:00.000Z' }, { since: '2026-01-01T00:00:00.000Z' }]);
     expect(sink.accepted).toEqual(['{"n":1}\n']);
+    expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-1' });
+  });
+
+  it('lets a source whose acknowledged sink is stuck hold back only itself', async () => {
+    let release!: () => void;
+    const stuck = new (class extends MemorySink {
+      override async write(batch: EventBatch): Promise<WriteResult> {
+        await new Promise<void>((r) => (release = r));
+        return super.write(batch);
+      }
+    })('net', ['slow']);
+    stuck.kind = 'acknowledged';
+    const file = new MemorySink('file', ['slow', 'fast']);
+    const fastPages = [page(10), page(11), page(12)];
+    const { pipeline, store } = await setup(
+      [source('slow', [page(1)]), source('fast', fastPages)],
+      [stuck, file],
+    );
+    const done = run(pipeline);
+    // The fast source commits all its pages while the slow one waits for its destination.
+    for (let i = 0; i < 500; i++) {
+      const cp = await store.load();
+      if (cp.sources.fast?.state?.next === 'cursor-12') break;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const before = await store.load();
+    expect(before.sources.fast?.state).toEqual({ next: 'cursor-12' });
+    expect(before.sources.slow?.state).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+    expect(file.accepted).toHaveLength(3);
+    release();
+    expect((await done).map((o) => o.status)).toEqual(['completed', 'completed']);
+    const after = await store.load();
+    expect(after.sources.slow?.state).toEqual({ next: 'cursor-1' });
+    // The file got the slow source's page only after its acknowledged sink accepted it.
+    expect(file.accepted).toHaveLength(4);
+  });
+
+  it('halts the sources feeding an acknowledged sink that failed for good; others keep going', async () => {
+    const net = new MemorySink('net', ['a'], ['fatal']);
+    net.kind = 'acknowledged';
+    const file = new MemorySink('file', ['a', 'b']);
+    const { pipeline, store } = await setup([source('a', [page(1)]), source('b', [page(2)])], [net, file]);
+    const outcomes = await run(pipeline);
+    expect(outcomes.map((o) => o.status)).toEqual(['halted', 'completed']);
+    expect(outcomes[0]?.error?.message).toContain('net');
+    const cp = await store.load();
+    expect(cp.sources.a?.state).toEqual({ since: '2026-01-01T00:00:00.000Z' });
+    expect(cp.sources.b?.state).toEqual({ next: 'cursor-2' });
+    // The page of a reached no positional sink: nothing to roll back, later commits stay allowed.
+    expect(file.accepted).toEqual(['{"n":2}\n']);
+  });
+
+  it('on shutdown lets the page being delivered reach its acknowledged sink and commits it', async () => {
+    const controller = new AbortController();
+    let release!: () => void;
+    const slow = new (class extends MemorySink {
+      override async write(batch: EventBatch): Promise<WriteResult> {
+        await new Promise<void>((r) => (release = r));
+        return super.write(batch);
+      }
+    })('net', ['okta']);
+    slow.kind = 'acknowledged';
+    const dir = await mkdtemp(join(tmpdir(), 'oktail-pipe-'));
+    const log = silentLogger();
+    const store = new FileCheckpointStore(dir);
+    const pipeline = new Pipeline({
+      sources: [source('okta', [page(1), page(2)])],
+      sinks: [slow],
+      store,
+      log,
+      telemetry: new LogTelemetry(log),
+      drainMs: 60_000,
+    });
+    const done = pipeline.run(controller.signal);
+    while (release === undefined) await new Promise((r) => setTimeout(r, 5));
+    controller.abort(new Error('SIGTERM'));
+    release();
+    expect(await done).toEqual([{ source: 'okta', status: 'stopped' }]);
+    expect(slow.accepted).toEqual(['{"n":1}\n']);
     expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-1' });
   });
 });

@@ -4,7 +4,7 @@ import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
 import type { OktaSource, SourcePage } from '../sources/okta/source.js';
-import { sleep } from '../sources/okta/rate-limiter.js';
+import { PromiseLock, sleep } from '../core/async.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TelemetrySink } from '../telemetry/telemetry.js';
 
@@ -28,6 +28,8 @@ export interface PipelineOptions {
   once?: boolean;
   /** Pause between sink retries; the sink may ask for longer. */
   sinkRetryMs?: number;
+  /** On shutdown, how long the page being delivered may still take to reach its sinks. */
+  drainMs?: number;
   now?: () => Date;
 }
 
@@ -39,20 +41,28 @@ export interface SourceOutcome {
 }
 
 /**
- * Owns ordering and durability. Pages are delivered one at a time across all sources (one lock), so a
- * checkpoint always describes a prefix of what every sink holds: it records each source's state and
- * each file sink's length in one atomic commit, made only after every sink of the page acknowledged it.
+ * Owns ordering and durability. A source delivers one page at a time: first to its 'acknowledged' sinks
+ * (network sinks, stdout), concurrently and outside any lock, so a slow destination holds back only the
+ * sources that feed it; then, under the one commit lock, to its 'positional' sinks (files), immediately
+ * followed by the commit. Positional writes happen only right before a commit, so every checkpoint (each
+ * source's state and each file's length, in one atomic document) describes a prefix of every file.
+ *
+ * One page in flight per source: the source fetches the next page only once this one is committed, so
+ * memory stays bounded however long a destination is down, and the checkpoint moves strictly in order.
  */
 export class Pipeline {
   readonly #o: PipelineOptions;
   readonly #now: () => Date;
   #checkpoint: Checkpoint | null = null;
-  #lock: Promise<void> = Promise.resolve();
-  readonly #sinksBySource = new Map<string, Sink[]>();
+  readonly #commitLock = new PromiseLock();
+  readonly #acknowledgedBySource = new Map<string, Sink[]>();
+  readonly #positionalBySource = new Map<string, Sink[]>();
+  /** Sinks that failed for good: every source feeding one halts with its error. */
+  readonly #failedSinks = new Map<string, OktailError>();
   /**
-   * Set when a page reached some sinks but was not committed. From then on no commit may happen: it
-   * would record those sinks' positions past an uncommitted page (a duplicate after restart). Restart
-   * truncates the file sinks back to the last checkpoint and everything lines up again.
+   * Set when a page reached some positional sinks but was not committed. From then on no commit may
+   * happen: it would record those sinks' positions past an uncommitted page (a duplicate after restart).
+   * Restart truncates the file sinks back to the last checkpoint and everything lines up again.
    */
   #poisoned: OktailError | null = null;
 
@@ -60,30 +70,47 @@ export class Pipeline {
     this.#o = options;
     this.#now = options.now ?? (() => new Date());
     for (const src of options.sources) {
-      this.#sinksBySource.set(
+      const sinks = options.sinks.filter((s) => s.inputs.includes(src.name));
+      this.#acknowledgedBySource.set(
         src.name,
-        options.sinks.filter((s) => s.inputs.includes(src.name)),
+        sinks.filter((s) => s.kind === 'acknowledged'),
+      );
+      this.#positionalBySource.set(
+        src.name,
+        sinks.filter((s) => s.kind === 'positional'),
       );
     }
   }
 
   /**
    * Runs until `signal` aborts (or, with `once`, until each source finished one cycle). Sinks are opened
-   * first so that writes past the last checkpoint are rolled back before anything new arrives.
+   * first so that writes past the last checkpoint are rolled back before anything new arrives. On abort
+   * the sources stop fetching; a page being delivered gets `drainMs` to reach its sinks and be committed.
    */
   async run(signal: AbortSignal): Promise<SourceOutcome[]> {
     const { store, sinks, sources } = this.#o;
     const checkpoint = await store.load();
     this.#checkpoint = checkpoint;
+    const delivery = new AbortController();
+    let drainTimer: NodeJS.Timeout | undefined;
+    const onAbort = () => {
+      drainTimer = setTimeout(() => delivery.abort(signal.reason), this.#o.drainMs ?? 10_000);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
     try {
-      for (const sink of sinks) await sink.open(checkpoint.sinks[sink.name]);
+      for (const sink of sinks) await sink.open(checkpoint.sinks[sink.name], signal);
       for (const src of sources) await this.#initialise(src, checkpoint);
       // Records the starting states and every sink's position before the first request, so a crash
       // before the first page can neither move a "now" start nor keep bytes no checkpoint covers.
-      await this.#commit();
-      const outcomes = await Promise.all(sources.map((src) => this.#runSource(src, signal)));
+      await this.#commitLock.run(() => this.#commit());
+      const outcomes = await Promise.all(sources.map((src) => this.#runSource(src, signal, delivery.signal)));
       return outcomes;
     } finally {
+      signal.removeEventListener('abort', onAbort);
+      clearTimeout(drainTimer);
+      // Nothing is waiting for a sink any more: let the helpers drop what no one will commit.
+      delivery.abort(signal.reason ?? new Error('pipeline finished'));
       for (const sink of sinks) {
         try {
           await sink.close();
@@ -121,7 +148,7 @@ export class Pipeline {
     });
   }
 
-  async #runSource(src: PipelineSource, signal: AbortSignal): Promise<SourceOutcome> {
+  async #runSource(src: PipelineSource, signal: AbortSignal, delivery: AbortSignal): Promise<SourceOutcome> {
     const { telemetry, once } = this.#o;
     while (!signal.aborted) {
       const started = performance.now();
@@ -131,11 +158,14 @@ export class Pipeline {
       try {
         const state = this.#checkpoint!.sources[src.name]!.state;
         for await (const page of src.source.cycle(state, signal)) {
-          await this.#deliver(src, page, signal);
+          // Shutdown: the page being delivered is finished, no new one is started.
+          if (signal.aborted) break;
+          await this.#deliver(src, page, delivery);
           pages++;
-          events += page.batch.events;
+          events += page.batch.count;
           newest = page.newestPublished ?? newest;
         }
+        if (signal.aborted) break;
         telemetry.cycleFinished({
           source: src.name,
           pages,
@@ -144,13 +174,16 @@ export class Pipeline {
           newestPublished: newest,
         });
       } catch (err) {
-        if (signal.aborted) break;
+        if (signal.aborted && !isOktailError(err, 'SINK_WRITE_FAILED')) break;
         const error = isOktailError(err)
           ? err
           : new OktailError('INTERNAL', `Unexpected failure: ${errorMessage(err)}`, false, { cause: err });
         if (error.code === 'SCRIPT_ERROR' && error.retryable) {
           telemetry.scriptError({ source: src.name, error: error.message });
           if (once) return { source: src.name, status: 'failed', error };
+        } else if (error.code === 'SINK_WRITE_FAILED' && error.retryable) {
+          // Shutdown cut a delivery short: the page stays uncommitted and is fetched again after restart.
+          break;
         } else {
           telemetry.sourceHalted({ source: src.name, code: error.code, error: error.message });
           return { source: src.name, status: 'halted', error };
@@ -166,72 +199,82 @@ export class Pipeline {
     return { source: src.name, status: 'stopped' };
   }
 
-  /** Writes a page to every sink of its source, then commits. Serialised across sources. */
+  /**
+   * Delivers a page: acknowledged sinks first (concurrently, no lock), then, under the commit lock, the
+   * positional sinks and the commit. `signal` aborts only once shutdown's drain time is over.
+   */
   async #deliver(src: PipelineSource, page: SourcePage, signal: AbortSignal): Promise<void> {
-    const previous = this.#lock;
-    let release!: () => void;
-    this.#lock = new Promise<void>((resolve) => (release = resolve));
-    await previous;
-    let wrote = false;
-    try {
-      if (this.#poisoned) throw this.#poisoned;
-      if (signal.aborted) throw signal.reason;
-      const sinks = this.#sinksBySource.get(src.name) ?? [];
-      const cp = this.#checkpoint!;
-      const current = cp.sources[src.name];
-      if (page.batch.events === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
-      if (page.batch.events > 0) {
-        for (const sink of sinks) {
-          await this.#write(sink, page, signal);
-          wrote = true;
-        }
-        this.#o.telemetry.batchDelivered({
-          source: src.name,
-          events: page.batch.events,
-          bytes: page.batch.ndjson.length,
-          sinks: sinks.map((s) => s.name),
-          newestPublished: page.newestPublished,
-        });
+    if (this.#poisoned) throw this.#poisoned;
+    const acknowledged = this.#acknowledgedBySource.get(src.name) ?? [];
+    const positional = this.#positionalBySource.get(src.name) ?? [];
+    const current = this.#checkpoint!.sources[src.name];
+    if (page.batch.count === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
+    if (page.batch.count > 0) {
+      for (const sink of [...acknowledged, ...positional]) {
+        const failed = this.#failedSinks.get(sink.name);
+        if (failed) throw failed;
       }
-      cp.sources[src.name] = {
-        domain: src.domain,
-        state: page.state,
-        committed_at: this.#now().toISOString(),
-      };
-      wrote = true;
-      const started = performance.now();
-      await this.#commit(signal);
-      this.#o.telemetry.checkpointCommitted({ source: src.name, ms: performance.now() - started });
-    } catch (err) {
-      if (wrote && !this.#poisoned) {
-        this.#poisoned = new OktailError(
-          'SINK_WRITE_FAILED',
-          `Stopped after an incomplete delivery of source ${src.name} (${errorMessage(err)}); ` +
-            'restart to resume from the last checkpoint',
-          false,
-          { cause: err },
-        );
-      }
-      throw err;
-    } finally {
-      release();
+      // Every acknowledged sink gets the page even if one fails: each keeps its own retry loop.
+      const results = await Promise.allSettled(acknowledged.map((sink) => this.#write(sink, page, signal)));
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
     }
+    await this.#commitLock.run(async () => {
+      let wrote = false;
+      try {
+        if (this.#poisoned) throw this.#poisoned;
+        if (page.batch.count > 0) {
+          for (const sink of positional) {
+            await this.#write(sink, page, signal);
+            wrote = true;
+          }
+          this.#o.telemetry.batchDelivered({
+            source: src.name,
+            events: page.batch.count,
+            bytes: page.batch.data.length,
+            sinks: [...acknowledged, ...positional].map((s) => s.name),
+            newestPublished: page.newestPublished,
+          });
+        }
+        this.#checkpoint!.sources[src.name] = {
+          domain: src.domain,
+          state: page.state,
+          committed_at: this.#now().toISOString(),
+        };
+        wrote = true;
+        const started = performance.now();
+        await this.#commit(signal);
+        this.#o.telemetry.checkpointCommitted({ source: src.name, ms: performance.now() - started });
+      } catch (err) {
+        if (wrote && !this.#poisoned) {
+          this.#poisoned = new OktailError(
+            'SINK_WRITE_FAILED',
+            `Stopped after an incomplete delivery of source ${src.name} (${errorMessage(err)}); ` +
+              'restart to resume from the last checkpoint',
+            false,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    });
   }
 
+  /** Writes until the sink accepts; `retry` waits (at least what the sink asked for), `fatal` halts. */
   async #write(sink: Sink, page: SourcePage, signal: AbortSignal): Promise<void> {
     for (;;) {
-      const result = await sink.write(page.batch);
+      if (signal.aborted) throw this.#interrupted(sink, signal);
+      const result = await sink.write(page.batch, signal);
       if (result.kind === 'ok') return;
       if (result.kind === 'fatal') {
-        throw new OktailError(
-          'SINK_WRITE_FAILED',
-          `Sink ${sink.name} failed: ${result.error.message}`,
-          false,
-          {
-            cause: result.error,
-          },
-        );
+        const error = isOktailError(result.error, 'SINK_WRITE_FAILED')
+          ? result.error
+          : new OktailError('SINK_WRITE_FAILED', `Sink ${sink.name} failed: ${result.error.message}`, false, {
+              cause: result.error,
+            });
+        if (!this.#failedSinks.has(sink.name)) this.#failedSinks.set(sink.name, error);
+        throw error;
       }
+      if (signal.aborted) throw this.#interrupted(sink, signal);
       const waitMs = Math.max(result.afterMs ?? 0, this.#o.sinkRetryMs ?? 1000);
       this.#o.telemetry.sinkRetry({
         sink: sink.name,
@@ -239,9 +282,21 @@ export class Pipeline {
         error: result.error.message,
         retryInMs: waitMs,
       });
-      // Abort leaves the page uncommitted: the source fetches it again after a restart.
-      await sleep(waitMs, signal);
+      try {
+        await sleep(waitMs, signal);
+      } catch {
+        throw this.#interrupted(sink, signal);
+      }
     }
+  }
+
+  /** Shutdown ended a delivery: retryable, so the source stops without halting; nothing is committed. */
+  #interrupted(sink: Sink, signal: AbortSignal): OktailError {
+    return new OktailError(
+      'SINK_WRITE_FAILED',
+      `Delivery to sink ${sink.name} interrupted by shutdown (${errorMessage(signal.reason)})`,
+      true,
+    );
   }
 
   /** Commits the whole checkpoint, retrying disk errors; the sinks' positions ride along. */

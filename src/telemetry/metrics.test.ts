@@ -13,6 +13,10 @@ const noop: TelemetrySink = {
   batchDelivered() {},
   sinkRetry() {},
   checkpointCommitted() {},
+  sinkRequestSent() {},
+  sinkRequestFailed() {},
+  sinkRecovered() {},
+  sinkInFlight() {},
   cycleFinished() {},
   scriptError() {},
   sourceHalted() {},
@@ -40,7 +44,7 @@ function setup(now = { t: Date.parse('2026-01-15T10:00:00Z') }) {
   const metrics = new MetricsTelemetry({
     next,
     sources: [{ name: 'okta', staleAfterMs: 60_000 }],
-    sinks: [{ name: 'file', inputs: ['okta'] }],
+    sinks: [{ name: 'file', type: 'file', inputs: ['okta'] }],
     version: '9.9.9',
     now: () => now.t,
   });
@@ -140,7 +144,7 @@ describe('MetricsTelemetry', () => {
     expect(m.get('oktail_source_cycles_total{source="okta"}')).toBe(1);
     expect(m.get('oktail_source_last_cycle_success_timestamp_seconds{source="okta"}')).toBe(now.t / 1000);
     expect(m.get('oktail_source_script_errors_total{source="okta"}')).toBe(1);
-    expect(m.get('oktail_sink_retries_total{sink="file"}')).toBe(1);
+    expect(m.get('oktail_sink_retries_total{sink="file",type="file",reason="write"}')).toBe(1);
     expect(m.get('oktail_source_halted{source="okta"}')).toBe(1);
   });
 

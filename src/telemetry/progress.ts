@@ -189,6 +189,10 @@ export class ProgressTelemetry implements TelemetrySink {
   eventsDropped(): void {}
   sinkRetry(): void {}
   checkpointCommitted(): void {}
+  sinkRequestSent(): void {}
+  sinkRequestFailed(): void {}
+  sinkRecovered(): void {}
+  sinkInFlight(): void {}
 
   #source(name: string): SourceProgress {
     let p = this.#sources.get(name);

@@ -29,6 +29,27 @@ export interface TelemetrySink {
   }): void;
   sinkRetry(e: { sink: string; source: string; error: string; retryInMs: number }): void;
   checkpointCommitted(e: { source: string; ms: number }): void;
+  /** A network sink's request was accepted by the destination (its accepted part, for a partial answer). */
+  sinkRequestSent(e: { sink: string; type: string; events: number; bytes: number; ms: number }): void;
+  /**
+   * A network sink's request failed. `kind`: 'retryable' (retried after `retryInMs`), 'permanent'
+   * (halts), 'split' (too large: halved and resent). Logged once per failure streak (`firstOfStreak`).
+   */
+  sinkRequestFailed(e: {
+    sink: string;
+    type: string;
+    kind: 'retryable' | 'permanent' | 'split';
+    /** Short machine-readable reason, e.g. `http_503`, `timeout`, `network`. A metric label. */
+    reason: string;
+    error: string;
+    events: number;
+    ms: number;
+    retryInMs: number | null;
+    firstOfStreak: boolean;
+  }): void;
+  /** A network sink delivered again after a failure streak. */
+  sinkRecovered(e: { sink: string; type: string; attempts: number; ms: number }): void;
+  sinkInFlight(e: { sink: string; type: string; requests: number }): void;
   cycleFinished(e: {
     source: string;
     pages: number;
@@ -76,6 +97,21 @@ export class LogTelemetry implements TelemetrySink {
   checkpointCommitted(e: TelemetryEvent<'checkpointCommitted'>): void {
     this.log.trace(e, 'Committed checkpoint.');
   }
+  sinkRequestSent(e: TelemetryEvent<'sinkRequestSent'>): void {
+    this.log.trace(e, 'Sink request accepted.');
+  }
+  sinkRequestFailed(e: TelemetryEvent<'sinkRequestFailed'>): void {
+    // One line per failure streak, not one per attempt: a destination down for an hour is one warning.
+    if (e.kind === 'permanent') this.log.error(e, 'Sink request failed permanently.');
+    else if (e.kind === 'split') this.log.info(e, 'Sink request too large; splitting it.');
+    else if (e.firstOfStreak)
+      this.log.warn(e, 'Sink request failed; retrying until the destination accepts.');
+    else this.log.debug(e, 'Sink request failed again; will retry.');
+  }
+  sinkRecovered(e: TelemetryEvent<'sinkRecovered'>): void {
+    this.log.info(e, 'Sink delivers again.');
+  }
+  sinkInFlight(_e: TelemetryEvent<'sinkInFlight'>): void {}
   cycleFinished(e: TelemetryEvent<'cycleFinished'>): void {
     const lagSecs = e.newestPublished === null ? null : (Date.now() - Date.parse(e.newestPublished)) / 1000;
     this.log.info({ ...e, lag_secs: lagSecs }, 'Cycle finished.');
@@ -122,6 +158,18 @@ export class TeeTelemetry implements TelemetrySink {
   }
   checkpointCommitted(e: TelemetryEvent<'checkpointCommitted'>): void {
     for (const s of this.#sinks) s.checkpointCommitted(e);
+  }
+  sinkRequestSent(e: TelemetryEvent<'sinkRequestSent'>): void {
+    for (const s of this.#sinks) s.sinkRequestSent(e);
+  }
+  sinkRequestFailed(e: TelemetryEvent<'sinkRequestFailed'>): void {
+    for (const s of this.#sinks) s.sinkRequestFailed(e);
+  }
+  sinkRecovered(e: TelemetryEvent<'sinkRecovered'>): void {
+    for (const s of this.#sinks) s.sinkRecovered(e);
+  }
+  sinkInFlight(e: TelemetryEvent<'sinkInFlight'>): void {
+    for (const s of this.#sinks) s.sinkInFlight(e);
   }
   cycleFinished(e: TelemetryEvent<'cycleFinished'>): void {
     for (const s of this.#sinks) s.cycleFinished(e);

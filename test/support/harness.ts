@@ -63,7 +63,9 @@ export interface ConfigOptions {
   intervalSecs?: number;
   script?: string;
   tls?: Record<string, unknown>;
-  sinks?: 'file' | 'stdout' | 'both';
+  sinks?: 'file' | 'stdout' | 'both' | 'none';
+  /** Extra lines under `sinks:` (indented two spaces per level, as written). */
+  sinkLines?: string[];
   extraSource?: string[];
   top?: string[];
   backoffMs?: number;
@@ -106,6 +108,7 @@ export async function writeConfig(
     ...(sinks === 'stdout' || sinks === 'both'
       ? ['  console:', '    type: stdout', '    inputs: [okta]']
       : []),
+    ...(options.sinkLines ?? []),
   ];
   const file = join(org.dir, 'oktail.yaml');
   await writeFile(file, lines.join('\n') + '\n');

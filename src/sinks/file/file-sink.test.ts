@@ -2,6 +2,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { batchFromNdjson } from '../../core/event-batch.js';
 import { silentLogger } from '../../telemetry/logger.js';
 import { FileSink } from './file-sink.js';
 
@@ -15,7 +16,7 @@ async function sinkIn(dir?: string) {
   };
 }
 
-const batch = (text: string) => ({ source: 'okta', events: 1, ndjson: Buffer.from(text) });
+const batch = (text: string) => batchFromNdjson('okta', 'acme.okta.com', Buffer.from(text));
 
 describe('FileSink', () => {
   it('appends batches and reports its length for the checkpoint', async () => {

@@ -1,7 +1,7 @@
 import { mkdir, open, stat, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Batch, Sink, SinkCheckpoint, WriteResult } from '../../core/sink.js';
+import type { EventBatch, Sink, SinkCheckpoint, WriteResult } from '../../core/sink.js';
 import { OktailError } from '../../core/errors.js';
 import type { Logger } from '../../telemetry/logger.js';
 
@@ -21,6 +21,7 @@ export interface FileSinkOptions {
 export class FileSink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
+  readonly kind = 'positional' as const;
   readonly guarantee = 'exactly-once' as const;
   readonly path: string;
   readonly #log: Logger;
@@ -34,7 +35,7 @@ export class FileSink implements Sink {
     this.#log = options.log;
   }
 
-  async open(committed: SinkCheckpoint | undefined): Promise<void> {
+  async open(committed: SinkCheckpoint | undefined, _signal?: AbortSignal): Promise<void> {
     if (this.#file) return;
     const dir = dirname(this.path);
     await mkdir(dir, { recursive: true });
@@ -69,14 +70,14 @@ export class FileSink implements Sink {
     }
   }
 
-  async write(batch: Batch): Promise<WriteResult> {
+  async write(batch: EventBatch, _signal?: AbortSignal): Promise<WriteResult> {
     const file = this.#file;
     if (!file)
       return {
         kind: 'fatal',
         error: new OktailError('SINK_WRITE_FAILED', `File sink ${this.name} is not open`),
       };
-    const data = batch.ndjson;
+    const data = batch.data;
     try {
       let offset = 0;
       while (offset < data.length) {

@@ -1,4 +1,4 @@
-import type { Batch, Sink, WriteResult } from '../../core/sink.js';
+import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
 import { OktailError } from '../../core/errors.js';
 
 export interface StdoutSinkOptions {
@@ -14,6 +14,7 @@ export interface StdoutSinkOptions {
 export class StdoutSink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
+  readonly kind = 'acknowledged' as const;
   readonly guarantee = 'at-least-once' as const;
   readonly #stream: NodeJS.WritableStream;
 
@@ -25,9 +26,9 @@ export class StdoutSink implements Sink {
 
   async open(): Promise<void> {}
 
-  write(batch: Batch): Promise<WriteResult> {
+  write(batch: EventBatch, _signal?: AbortSignal): Promise<WriteResult> {
     return new Promise((resolve) => {
-      this.#stream.write(batch.ndjson, (err) => {
+      this.#stream.write(batch.data, (err) => {
         if (!err) resolve({ kind: 'ok' });
         else {
           // A closed pipe will not come back: halting beats spinning on EPIPE.

@@ -1,3 +1,4 @@
+import { sleep } from '../../core/async.js';
 import type { RateLimitInfo } from './rate-limit-headers.js';
 
 export interface RateLimiterOptions {
@@ -217,23 +218,4 @@ export class RateLimiter {
   #jitter(): number {
     return Math.floor(this.#random() * this.#opts.maxJitterMs);
   }
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason when aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(signal.reason as Error);
-      return;
-    }
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

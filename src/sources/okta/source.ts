@@ -1,13 +1,15 @@
 import type { CollectionLogic, EventRef, PageMeta } from '../../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../../core/errors.js';
 import type { JsonObject, JsonValue } from '../../core/json.js';
-import type { Batch } from '../../core/sink.js';
+import { batchFromNdjson } from '../../core/event-batch.js';
+import type { EventBatch } from '../../core/sink.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
 import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './client.js';
 import { parseLinks } from './link-header.js';
 import { eventRef, parseEvent, renderNdjson, renderObjects, scanPage, type EventSpans } from './page-body.js';
 import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
-import { sleep, type RateLimiter } from './rate-limiter.js';
+import { sleep } from '../../core/async.js';
+import type { RateLimiter } from './rate-limiter.js';
 
 export interface RetrySettings {
   initialBackoffMs: number;
@@ -26,10 +28,8 @@ export interface OktaSourceOptions {
 
 /** One page ready for delivery, with the state to commit once every sink has it. */
 export interface SourcePage {
-  batch: Batch;
+  batch: EventBatch;
   state: JsonObject;
-  /** Events Okta returned (before any script dropped some). */
-  received: number;
   /** `published` of the page's last event, for lag. */
   newestPublished: string | null;
 }
@@ -44,12 +44,14 @@ export class OktaSource {
   readonly #o: OktaSourceOptions;
   readonly #random: () => number;
   readonly #tags: Record<string, JsonValue>;
+  readonly #domain: string;
 
   constructor(options: OktaSourceOptions) {
     this.name = options.name;
     this.#o = options;
     this.#random = options.random ?? Math.random;
     this.#tags = { ...options.logic.tags };
+    this.#domain = new URL(options.client.origin).host;
   }
 
   /**
@@ -70,7 +72,6 @@ export class OktaSource {
       yield {
         batch,
         state: decision.state,
-        received: spans.count,
         newestPublished: meta.last?.published ?? null,
       };
       state = decision.state;
@@ -78,11 +79,10 @@ export class OktaSource {
     }
   }
 
-  async #render(body: Buffer, spans: EventSpans): Promise<Batch> {
+  async #render(body: Buffer, spans: EventSpans): Promise<EventBatch> {
     const { logic, telemetry } = this.#o;
     if (!logic.transform || spans.count === 0) {
-      const ndjson = renderNdjson(body, spans, this.#tags);
-      return { source: this.name, events: spans.count, ndjson };
+      return batchFromNdjson(this.name, this.#domain, renderNdjson(body, spans, this.#tags));
     }
     const events: JsonObject[] = [];
     for (let i = 0; i < spans.count; i++) events.push(parseEvent(body, spans, i));
@@ -98,7 +98,7 @@ export class OktaSource {
     if (kept.length < events.length) {
       telemetry.eventsDropped({ source: this.name, events: events.length - kept.length, reason: 'script' });
     }
-    return { source: this.name, events: kept.length, ndjson: renderObjects(kept, this.#tags) };
+    return batchFromNdjson(this.name, this.#domain, renderObjects(kept, this.#tags));
   }
 
   /** One page, retried until it arrives whole or a non-retryable answer halts the source. */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { FilePath, HTTP_TOKEN, secretString } from '../../../config/fields.js';
 
 /*
  * How a source authenticates: an API token (bearer, Okta's "SSWS") or an OAuth 2.0 service app
@@ -7,14 +8,10 @@ import { z } from 'zod';
  * allowed form" instead of naming the key.
  */
 
-// An HTTP header name is an RFC 9110 token; anything else would be rejected by the HTTP client later.
-const HTTP_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-
 export const AUTH_STRATEGIES = ['bearer', 'oauth2'] as const;
 export const DEFAULT_SCOPES = ['okta.logs.read'];
 
-const TokenSchema = z
-  .string()
+const TokenSchema = secretString()
   .min(1, 'must not be empty')
   .superRefine((value, ctx) => {
     // Never include the value: this is the token.
@@ -60,15 +57,10 @@ export const AuthSchema = z
       .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'must be the client ID of the Okta app, e.g. 0oa1b2c3d4e5f6g7h8i9')
       .optional()
       .describe("oauth2: the service app's client ID (Admin Console > Applications > the app > General)."),
-    private_key_file: z
-      .string()
-      .min(1, 'must not be empty')
-      .optional()
-      .describe(
-        'oauth2: the private key whose public key is registered with the app: PEM (RSA or EC, PKCS#8 or PKCS#1/SEC1, optionally encrypted) or a JWK JSON file. Relative to the config file.',
-      ),
-    private_key_pass: z
-      .string()
+    private_key_file: FilePath.optional().describe(
+      'oauth2: the private key whose public key is registered with the app: PEM (RSA or EC, PKCS#8 or PKCS#1/SEC1, optionally encrypted) or a JWK JSON file. Relative to the config file.',
+    ),
+    private_key_pass: secretString()
       .optional()
       .describe('oauth2: passphrase of an encrypted PEM private_key_file. A secret: write ${OKTA_KEY_PASS}.'),
     key_id: z
@@ -155,6 +147,3 @@ export interface OAuth2AuthConfig {
 }
 
 export type AuthConfig = BearerAuthConfig | OAuth2AuthConfig;
-
-/** Keys under `auth` whose values are secrets. */
-export const SECRET_AUTH_KEYS = ['token', 'private_key_pass'] as const;

@@ -1,0 +1,155 @@
+import { promisify } from 'node:util';
+import { gzip as gzipCallback } from 'node:zlib';
+import { Agent, request, type Dispatcher } from 'undici';
+import { errorMessage } from '../../core/errors.js';
+import type { SinkContext } from '../../core/registry.js';
+import type { Sink } from '../../core/sink.js';
+import { networkSinkSettings, tlsConnectOptions } from '../shared/config.js';
+import {
+  createNetworkSink,
+  type SendOutcome,
+  type SinkDriver,
+  type SinkItem,
+} from '../shared/network-sink.js';
+import type { HttpSinkConfig } from './registration.js';
+
+const gzip = promisify(gzipCallback);
+const MAX_ERROR_TEXT = 500;
+
+export async function createHttpSink(
+  name: string,
+  config: HttpSinkConfig,
+  context: SinkContext,
+): Promise<Sink> {
+  const connect = await tlsConnectOptions(config.tls, `sinks.${name}.tls`);
+  return createNetworkSink({
+    name,
+    inputs: config.inputs,
+    type: 'http',
+    guarantee: 'at-least-once',
+    driver: new HttpDriver(config, connect),
+    settings: networkSinkSettings(config.batch, config.request),
+    telemetry: context.telemetry,
+    log: context.log,
+  });
+}
+
+/**
+ * POSTs one batch per request. 2xx means accepted; 429, 408, 5xx and transport errors are retried; 413
+ * asks the helper to split the batch; any other status is permanent (the destination's own text is kept
+ * for the halt message). The credential lives only in the request headers, never in an error.
+ */
+export class HttpDriver implements SinkDriver {
+  readonly #config: HttpSinkConfig;
+  readonly #dispatcher: Dispatcher;
+  readonly #url: URL;
+  readonly #headers: Record<string, string>;
+
+  constructor(config: HttpSinkConfig, connect: Agent.Options['connect']) {
+    this.#config = config;
+    this.#url = new URL(config.uri);
+    this.#dispatcher = new Agent({ connections: config.request.concurrency, connect });
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(config.headers)) headers[k.toLowerCase()] = v;
+    headers['content-type'] = config.encoding === 'ndjson' ? 'application/x-ndjson' : 'application/json';
+    if (config.compression === 'gzip') headers['content-encoding'] = 'gzip';
+    const auth = config.auth;
+    if (auth?.strategy === 'bearer') headers.authorization = `Bearer ${auth.token}`;
+    if (auth?.strategy === 'basic') {
+      headers.authorization = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`;
+    }
+    this.#headers = headers;
+  }
+
+  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+    let body = encode(items, this.#config.encoding);
+    if (this.#config.compression === 'gzip') body = await gzip(body);
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(this.#url, {
+        method: 'POST',
+        dispatcher: this.#dispatcher,
+        signal,
+        headers: this.#headers,
+        body,
+      });
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      const reason = typeof code === 'string' ? code : 'network';
+      return {
+        kind: 'retry',
+        reason,
+        error: new Error(`POST ${this.#where()} failed: ${errorMessage(err)}`),
+      };
+    }
+    const text = await readText(res.body);
+    const status = res.statusCode;
+    if (status >= 200 && status < 300) return { kind: 'ok' };
+    const error = new Error(`${this.#where()} answered HTTP ${status}${text ? `: ${text}` : ''}`);
+    if (status === 413) return { kind: 'split', error };
+    if (status === 429 || status === 408 || status >= 500) {
+      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      return {
+        kind: 'retry',
+        reason: `http_${status}`,
+        error,
+        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      };
+    }
+    const fix =
+      status === 401 || status === 403
+        ? '; check auth'
+        : status === 404
+          ? '; check uri'
+          : '; check the destination accepts this format (encoding, compression, headers)';
+    return { kind: 'permanent', error: new Error(error.message + fix) };
+  }
+
+  /** The destination without credentials or query (which may hold a token). */
+  #where(): string {
+    return `${this.#url.origin}${this.#url.pathname}`;
+  }
+
+  async close(): Promise<void> {
+    await this.#dispatcher.close();
+  }
+}
+
+function encode(items: readonly SinkItem[], encoding: 'ndjson' | 'json_array'): Buffer {
+  const parts: Buffer[] = [];
+  if (encoding === 'json_array') {
+    parts.push(Buffer.from('['));
+    items.forEach((item, i) => {
+      if (i > 0) parts.push(Buffer.from(','));
+      parts.push(item.bytes);
+    });
+    parts.push(Buffer.from(']'));
+  } else {
+    const nl = Buffer.from('\n');
+    for (const item of items) parts.push(item.bytes, nl);
+  }
+  return Buffer.concat(parts);
+}
+
+async function readText(body: Dispatcher.ResponseData['body']): Promise<string> {
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (size < MAX_ERROR_TEXT) chunks.push(chunk);
+      size += chunk.length;
+    }
+    return Buffer.concat(chunks).toString('utf8').slice(0, MAX_ERROR_TEXT).replace(/\s+/g, ' ').trim();
+  } catch {
+    return '';
+  }
+}
+
+/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined || text.trim() === '') return undefined;
+  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}
