@@ -112,9 +112,14 @@ describe('oktail with an OAuth 2.0 service app', { timeout: 120_000 }, () => {
     expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
     const { grants, apiRefusals } = org.emulator.oauth!.stats;
     expect(grants.length).toBeGreaterThanOrEqual(2);
-    // Renewed before Okta refused anything (no request went out with an expired token), and only once
-    // the token neared its end (a gap may be longer: a token is renewed when a request needs it).
-    expect(apiRefusals).toEqual({});
+    // Renewed shortly before expiry, so normally Okta refuses nothing. On a busy machine a request sent
+    // just before the renewal point can reach Okta after the token expired: an invalid_token the client
+    // recovers from by renewing once. So: no other refusal, and at most one per renewal.
+    const { invalid_token: expiredRefusals = 0, ...otherRefusals } = apiRefusals;
+    expect(otherRefusals).toEqual({});
+    expect(expiredRefusals).toBeLessThanOrEqual(grants.length - 1);
+    // At most one token per expiry: each renewal only once the previous token neared its end (a gap may
+    // be longer: a token is renewed when a request needs it), recovered refusals included.
     for (let i = 1; i < grants.length; i++) {
       expect(grants[i]!.at - grants[i - 1]!.at).toBeGreaterThanOrEqual(lifetimeMs / 2);
     }
