@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { REDACT_PATHS } from '../telemetry/logger.js';
 import { fieldMarksAt } from './messages.js';
 import { describe, expect, it } from 'vitest';
 import {
@@ -117,6 +119,29 @@ describe('secret and path marks', () => {
     expect(secret(['sources', 'okta', 'auth', 'header'])).toBe(false);
     expect(secret(['sinks', 'siem', 'auth', 'user'])).toBe(false);
     expect(secret(['sinks', 'siem', 'uri'])).toBe(false);
+  });
+
+  it('has every secret key name covered by the log redaction paths', () => {
+    const names = new Set<string>();
+    const walk = (schema: unknown, key: string | null, depth: number): void => {
+      if (depth > 40 || typeof schema !== 'object' || schema === null) return;
+      const zschema = schema as Parameters<typeof z.globalRegistry.get>[0];
+      if (key !== null && (z.globalRegistry.get(zschema) as { secret?: boolean } | undefined)?.secret) {
+        names.add(key);
+      }
+      const def = (schema as { _zod: { def: Record<string, unknown> } })._zod.def;
+      for (const inner of [def.innerType, def.in, def.valueType, def.element]) walk(inner, key, depth + 1);
+      for (const option of (def.options as unknown[] | undefined) ?? []) walk(option, key, depth + 1);
+      for (const [k, v] of Object.entries((def.shape as Record<string, unknown> | undefined) ?? {})) {
+        walk(v, k, depth + 1);
+      }
+    };
+    walk(ConfigSchema, null, 0);
+    expect([...names].sort()).toEqual(expect.arrayContaining(['key_pass', 'token']));
+    for (const name of names) {
+      expect(REDACT_PATHS).toContain(name);
+      expect(REDACT_PATHS).toContain(`*.${name}`);
+    }
   });
 
   it('marks paths by the sink type the data names', () => {

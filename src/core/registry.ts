@@ -1,4 +1,6 @@
 import type { z } from 'zod';
+import type { ProxyConfig } from '../config/proxy.js';
+import type { PipelineSource } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TelemetrySink } from '../telemetry/telemetry.js';
 import type { Sink } from './sink.js';
@@ -42,4 +44,24 @@ export interface FieldMeta {
   secret?: boolean;
   /** The value is a file path: resolved against the config file's directory. */
   path?: boolean;
+}
+
+/** What a source factory gets besides its own config. */
+export interface SourceContext {
+  log: Logger;
+  telemetry: TelemetrySink;
+  /** One object per key for the whole pipeline (e.g. one rate limiter per org shared by its sources). */
+  shared<T>(key: string, make: () => T): T;
+  /** Registers a release step (connections, script engines) run when the pipeline is torn down. */
+  onClose(close: () => Promise<void>): void;
+  /** The config's global outbound `proxy` block, if any (a source may have its own, which replaces it). */
+  proxy?: ProxyConfig | undefined;
+}
+
+/** A source type. Each source folder exports one; `src/sources/index.ts` lists them. */
+export interface SourceRegistration<C> {
+  type: string;
+  /** Strict zod object including `type`; secret and path fields marked as for sinks. */
+  schema: z.ZodType<C>;
+  create(name: string, config: C, context: SourceContext): Promise<PipelineSource>;
 }

@@ -145,7 +145,8 @@ describe('Pipeline', () => {
     const inner = slowSecond.source;
     slowSecond.source = {
       async *cycle(state, signal) {
-        await new Promise((r) => setTimeout(r, 50));
+        // Starts once b refused page 2 of "first", whatever the machine's speed.
+        while (b.writes < 2) await new Promise((r) => setTimeout(r, 5));
         yield* inner.cycle(state, signal);
       },
     };

@@ -31,6 +31,8 @@ export const REDACT_PATHS = [
   '*.headers.authorization',
   'key_pass',
   '*.key_pass',
+  'password',
+  '*.password',
 ];
 
 /** `--log-format` wins, then `log.format`, then pretty on a terminal and JSON everywhere else. */

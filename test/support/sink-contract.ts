@@ -49,7 +49,14 @@ export const stdoutEntry: ContractEntry = {
   guarantee: 'at-least-once',
   start: async () => ({
     sinkLines: ['  dest:', '    type: stdout', '    inputs: [okta]'],
-    read: async (stdout) => uuidsOf(stdout.split('\n').filter((l) => l.startsWith('{'))),
+    // Only complete lines: the process may be in the middle of writing the next one.
+    read: async (stdout) =>
+      uuidsOf(
+        stdout
+          .slice(0, stdout.lastIndexOf('\n') + 1)
+          .split('\n')
+          .filter((l) => l.startsWith('{')),
+      ),
     stop: async () => {},
   }),
 };
