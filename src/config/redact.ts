@@ -1,8 +1,9 @@
 import type { PathSegment } from './errors.js';
 import { fieldMarksAt, forEachMarked } from './messages.js';
+import { REDACTED, redactProxyUrl } from './redact-url.js';
 import { ConfigSchema, type Config } from './schema.js';
 
-export const REDACTED = '[redacted]';
+export { REDACTED, redactProxyUrl } from './redact-url.js';
 
 /**
  * A deep copy of the config that is safe to print (`oktail validate`): every field the schema marks
@@ -18,17 +19,4 @@ export function redactConfig(config: Config): Config {
     (parent as Record<PathSegment, unknown>)[path[path.length - 1] as PathSegment] = redacted;
   });
   return copy;
-}
-
-/** The proxy URL with its password (if any) replaced; what the collector may show of a proxy. */
-export function redactProxyUrl(url: string): string {
-  if (url === '') return url;
-  try {
-    const parsed = new URL(url);
-    if (parsed.password === '') return parsed.href.replace(/\/$/, '');
-    // Built by hand: the URL class would percent-encode the brackets of the placeholder.
-    return `${parsed.protocol}//${parsed.username}:${REDACTED}@${parsed.host}`;
-  } catch {
-    return REDACTED;
-  }
 }
