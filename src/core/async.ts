@@ -17,15 +17,21 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** A mutual-exclusion lock for async sections: `run` queues behind whoever holds it. */
+/** A mutual-exclusion lock for async sections, granted in call order. */
 export class PromiseLock {
   #tail: Promise<void> = Promise.resolve();
 
-  async run<T>(section: () => Promise<T>): Promise<T> {
+  /** Waits for the lock; the returned function releases it (for holds that outlive one call). */
+  async acquire(): Promise<() => void> {
     const previous = this.#tail;
     let release!: () => void;
     this.#tail = new Promise<void>((resolve) => (release = resolve));
     await previous;
+    return release;
+  }
+
+  async run<T>(section: () => Promise<T>): Promise<T> {
+    const release = await this.acquire();
     try {
       return await section();
     } finally {

@@ -1,4 +1,4 @@
-import { sleep } from '../../core/async.js';
+import { PromiseLock, sleep } from '../../core/async.js';
 import type { RateLimitInfo } from './rate-limit-headers.js';
 
 export interface RateLimiterOptions {
@@ -97,7 +97,7 @@ export class RateLimiter {
   #longestResetMs = 0;
   #lastRequestAt = -Infinity;
   readonly #clock = new ServerClock();
-  #queue: Promise<void> = Promise.resolve();
+  readonly #slot = new PromiseLock();
 
   constructor(options: RateLimiterOptions) {
     this.#opts = { maxJitterMs: 1000, ...options };
@@ -133,10 +133,7 @@ export class RateLimiter {
     signal: AbortSignal,
     onWait?: (wait: Wait) => void,
   ): Promise<(info: RateLimitInfo | null, receivedAtMs: number) => void> {
-    const previous = this.#queue;
-    let release!: () => void;
-    this.#queue = new Promise<void>((resolve) => (release = resolve));
-    await previous;
+    const release = await this.#slot.acquire();
     try {
       const wait = this.nextWait();
       if (wait.ms > 0) {
