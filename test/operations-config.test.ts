@@ -8,6 +8,8 @@ import { runCli } from './support/harness.js';
 const env = {
   OKTA_API_TOKEN: '00exampleToken',
   OKTA_CLIENT_KEY_PASS: 'example-pass',
+  OKTA_KEY_PASS: 'example-key-pass',
+  PROXY_PASS: 'example-proxy-pass',
   HTTP_TOKEN: 'example-http-token',
   HTTP_CLIENT_KEY_PASS: 'example-http-pass',
   HTTP_PASSWORD: 'example-http-password',
@@ -69,14 +71,23 @@ describe('oktail config example', () => {
   it('is a valid config as printed', () => {
     const config = parseConfig(CONFIG_EXAMPLE, { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(Object.keys(config.sources)).toEqual(['okta']);
-    expect(config.sources.okta!.auth.token).toBe(env.OKTA_API_TOKEN);
+    expect(config.sources.okta!.auth).toMatchObject({ token: env.OKTA_API_TOKEN });
   });
 
   it('is still valid with every commented-out setting switched on', () => {
     const config = parseConfig(uncommentedExample(), { env, baseDir: '/etc/oktail', fileName: 'example' });
     expect(config.api?.address).toBe('127.0.0.1:9598');
     expect(Object.keys(config.sinks)).toEqual(
-      expect.arrayContaining(['events', 'console', 'siem', 'siem_basic', 'splunk', 'elastic', 'opensearch']),
+      expect.arrayContaining([
+        'events',
+        'console',
+        'siem',
+        'siem_basic',
+        'splunk',
+        'elastic',
+        'opensearch',
+        'oauth_events',
+      ]),
     );
   });
 

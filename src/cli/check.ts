@@ -1,7 +1,9 @@
 import { lookup } from 'node:dns/promises';
 import { Command } from '@commander-js/extra-typings';
+import type { ProxyConfig } from '../config/proxy.js';
 import type { OktaSourceConfig } from '../config/schema.js';
 import { errorMessage, isOktailError } from '../core/errors.js';
+import type { AuthDescription } from '../sources/okta/auth/index.js';
 import { readRateLimit } from '../sources/okta/rate-limit-headers.js';
 import { EXIT_OK, exitCodeFor } from './exit-codes.js';
 
@@ -46,12 +48,22 @@ function diagnoseTransport(err: unknown, host: string): string {
   return `HTTP: request to ${host} failed (${code || 'error'}: ${msg})`;
 }
 
-function hintFor(status: number | null): string {
+function authLine(auth: AuthDescription): string {
+  if (auth.strategy === 'bearer') return 'Auth: bearer (API token)';
+  const scopes = auth.scopes && auth.scopes.length > 0 ? auth.scopes.join(' ') : 'none listed';
+  return `Auth: oauth2 (client credentials, private_key_jwt); granted scopes: ${scopes}; DPoP: ${auth.dpop ? 'negotiated' : 'not used'}`;
+}
+
+function hintFor(status: number | null, strategy: 'bearer' | 'oauth2'): string {
   switch (status) {
     case 401:
-      return 'the token is invalid, expired or revoked: create a new API token and set OKTA_API_TOKEN';
+      return strategy === 'oauth2'
+        ? "Okta refused the app's access token: check the app is active and auth.dpop matches its DPoP setting"
+        : 'the token is invalid, expired or revoked: create a new API token and set OKTA_API_TOKEN';
     case 403:
-      return 'the token lacks permission: its admin needs Read-only Administrator or okta.logs.read';
+      return strategy === 'oauth2'
+        ? 'the app lacks permission: grant it the okta.logs.read scope and assign it an admin role (e.g. Read-only Administrator)'
+        : 'the token lacks permission: its admin needs Read-only Administrator or okta.logs.read';
     case 400:
       return 'Okta rejected the request parameters';
     case 429:
@@ -62,38 +74,58 @@ function hintFor(status: number | null): string {
 }
 
 /** One authenticated `limit=1` request, reported layer by layer. */
-export async function checkSource(name: string, cfg: OktaSourceConfig): Promise<CheckResult> {
+export async function checkSource(
+  name: string,
+  cfg: OktaSourceConfig,
+  globalProxy?: ProxyConfig,
+): Promise<CheckResult> {
   const lines: string[] = [];
   const host = cfg.domain.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  try {
-    const { address } = await lookup(host);
-    lines.push(`DNS: ${host} resolves to ${address}`);
-  } catch (err) {
-    lines.push(diagnoseTransport(err, host));
-    return { ok: false, lines, error: err };
-  }
   // Loaded per check, not at start-up: the HTTP stack is most of what every other command would load.
   const { createClient } = await import('../pipeline/build.js');
   const { OktaResponseError } = await import('../sources/okta/client.js');
+  const { OAuthTokenError } = await import('../sources/okta/auth/index.js');
   let client;
   try {
-    client = await createClient(name, cfg);
+    client = await createClient(name, cfg, globalProxy);
   } catch (err) {
     lines.push(errorMessage(err));
     return { ok: false, lines, error: err };
+  }
+  if (client.proxy) {
+    // Behind a proxy the org's name may not resolve locally at all; the proxy resolves it.
+    lines.push(`Proxy: ${client.proxy.label} (CONNECT tunnel; TLS to the org inside it)`);
+  } else {
+    try {
+      const { address } = await lookup(host);
+      lines.push(`DNS: ${host} resolves to ${address}`);
+    } catch (err) {
+      lines.push(diagnoseTransport(err, host));
+      await client.close();
+      return { ok: false, lines, error: err };
+    }
   }
   try {
     const url = client.resolve('/api/v1/logs?limit=1');
     const page = await client.fetch(url, AbortSignal.timeout(cfg.request_timeout_secs * 1000));
     lines.push(`TCP and TLS: connected to ${client.origin}`);
+    lines.push(authLine(client.auth.describe()));
     lines.push(`HTTP: ${page.status}, System Log readable`);
     lines.push(rateLimitLine(page.headers, page.receivedAtMs));
     return { ok: true, lines };
   } catch (err) {
-    if (err instanceof OktaResponseError && err.status !== null) {
+    if (
+      isOktailError(err, 'PROXY_AUTH') ||
+      (client.proxy && isOktailError(err) && /\bproxy http/.test(err.message))
+    ) {
+      lines.push(`Proxy: ${err.message}`);
+    } else if (err instanceof OktaResponseError && err.status !== null) {
       lines.push(`TCP and TLS: connected to ${client.origin}`);
       lines.push(`HTTP: ${err.status}: ${err.message}`);
-      lines.push(`Hint: ${hintFor(err.status)}`);
+      // The token endpoint's messages already say what to fix in the Admin Console.
+      if (!(err instanceof OAuthTokenError)) {
+        lines.push(`Hint: ${hintFor(err.status, client.auth.strategy)}`);
+      }
       lines.push(rateLimitLine(err.headers, Date.now()));
     } else {
       lines.push(diagnoseTransport(isOktailError(err) && err.cause ? err.cause : err, cfg.domain));
@@ -119,7 +151,7 @@ export function checkCommand() {
       const config = await loadConfig(opts.config);
       let exitCode = EXIT_OK;
       for (const [name, cfg] of Object.entries(config.sources)) {
-        const result = await checkSource(name, cfg);
+        const result = await checkSource(name, cfg, config.proxy);
         process.stdout.write(`${name} (${cfg.domain}): ${result.ok ? 'OK' : 'FAILED'}\n`);
         for (const line of result.lines) process.stdout.write(`  ${line}\n`);
         if (!result.ok && exitCode === EXIT_OK) exitCode = exitCodeFor(result.error);

@@ -23,6 +23,14 @@ log:
 # api:
 #   address: 127.0.0.1:9598
 
+# Outbound proxy to Okta for every source (a source's own proxy block replaces it). Unset: the
+# HTTPS_PROXY / HTTP_PROXY / NO_PROXY environment variables apply; url: "" means no proxy at all.
+# proxy:
+#   url: http://oktail:\${PROXY_PASS}@proxy.corp.example:3128
+#   no_proxy: [.internal.example, 10.0.0.0/8]
+#   tls:
+#     ca_file: ./proxy-ca.pem
+
 sources:
   # The name is the state key and the "source" label of metrics: keep it stable.
   okta:
@@ -58,9 +66,33 @@ sources:
       initial_backoff_ms: 1000
       max_backoff_secs: 300
     request_timeout_secs: 60
+  # The same org read by an OAuth 2.0 service app instead of an API token (docs/authentication.md).
+  # okta_oauth:
+  #   type: okta
+  #   domain: company.okta.com
+  #   auth:
+  #     strategy: oauth2
+  #     client_id: 0oa1b2c3d4e5f6g7h8i9
+  #     # PEM (RSA or EC, optionally encrypted) or JWK; its public key is uploaded to the app.
+  #     private_key_file: ./okta-app.pem
+  #     private_key_pass: \${OKTA_KEY_PASS}
+  #     key_id: my-kid
+  #     scopes: [okta.logs.read]
+  #     dpop: auto          # auto: when the org asks for it; true; false
+  #   # This source's own proxy, replacing the global one; url: "" goes direct.
+  #   proxy:
+  #     url: ""
+  #     no_proxy: []
+  #     tls:
+  #       ca_file: ./proxy-ca.pem
 
 sinks:
-${SINKS.map((r) => r.example ?? '').join('')}`;
+${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when used.
+  # oauth_events:
+  #   type: file
+  #   inputs: [okta_oauth]
+  #   path: ./okta-oauth-system-log.ndjson
+`;
 
 /**
  * The example with every commented-out setting switched on (`# key: value` lines become `key: value`),

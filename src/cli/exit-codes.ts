@@ -13,6 +13,7 @@ export function exitCodeFor(err: unknown): number {
     case 'CONFIG_INVALID':
       return EXIT_USAGE;
     case 'OKTA_AUTH':
+    case 'PROXY_AUTH':
       return EXIT_AUTH;
     case 'OKTA_BAD_REQUEST':
       return EXIT_BAD_REQUEST;

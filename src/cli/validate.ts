@@ -23,13 +23,38 @@ export function validateCommand() {
             problems.push(`sources.${name}.script: ${source.script}${line}: ${p.message}`);
           }
         }
-        if (!source.tls?.enabled) continue;
-        try {
-          const { tlsSettings } = await import('../pipeline/build.js');
-          await tlsSettings(name, source);
-        } catch (err) {
-          if (err instanceof OktailError) problems.push(err.message);
-          else throw err;
+        // The files a source needs at run time, each failure naming its key: TLS files, the OAuth
+        // key (decrypted with its passphrase), a proxy's CA. Each loader is imported only when needed,
+        // so a plain config validates without loading the HTTP stack or the JWT library.
+        const loads: (() => Promise<unknown>)[] = [];
+        if (source.tls?.enabled) {
+          loads.push(async () => (await import('../pipeline/build.js')).tlsSettings(name, source));
+        }
+        if (source.auth.strategy !== 'bearer') {
+          loads.push(async () =>
+            (await import('../sources/okta/auth/index.js')).authSettings(name, source.auth),
+          );
+        }
+        const proxyEnv = ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy'].some(
+          (k) => process.env[k],
+        );
+        if (source.proxy !== undefined || config.proxy !== undefined || proxyEnv) {
+          loads.push(async () =>
+            (await import('../sources/okta/proxy.js')).sourceProxy(
+              name,
+              source.domain,
+              source.proxy,
+              config.proxy,
+            ),
+          );
+        }
+        for (const load of loads) {
+          try {
+            await load();
+          } catch (err) {
+            if (err instanceof OktailError) problems.push(err.message);
+            else throw err;
+          }
         }
       }
       for (const [name, sink] of Object.entries(config.sinks)) {

@@ -218,7 +218,7 @@ describe('a valid config', () => {
       ),
     );
 
-    expect(config.sources.preview?.auth.token).toBe(TOKEN);
+    expect(config.sources.preview?.auth).toMatchObject({ token: TOKEN });
   });
 });
 
@@ -437,7 +437,7 @@ describe('unknown keys', () => {
 
   it('lists the allowed keys when nothing is close', () => {
     expect(problems(`colour: blue\n${withSource()}`)[0]?.message).toBe(
-      'unknown key "colour" (allowed: data_dir, log, api, sources, sinks)',
+      'unknown key "colour" (allowed: data_dir, log, api, proxy, sources, sinks)',
     );
   });
 
@@ -641,8 +641,8 @@ describe('auth', () => {
     );
   });
 
-  it('accepts only the bearer strategy', () => {
-    expect(problems(withSource(['      strategy: oauth']))[0]?.message).toBe('must be bearer');
+  it('accepts only the bearer and oauth2 strategies', () => {
+    expect(problems(withSource(['      strategy: oauth']))[0]?.message).toBe('must be one of bearer, oauth2');
   });
 
   it('rejects a header name that HTTP does not allow', () => {
@@ -722,7 +722,7 @@ describe('interpolation', () => {
   });
 
   it('turns $$ into a literal $', () => {
-    expect(parse(withSource(['      prefix: "Pa$$ "'])).sources.okta?.auth.prefix).toBe('Pa$ ');
+    expect(parse(withSource(['      prefix: "Pa$$ "'])).sources.okta?.auth).toMatchObject({ prefix: 'Pa$ ' });
   });
 
   it('gives an unquoted reference the type its value has in YAML', () => {
@@ -746,7 +746,7 @@ describe('interpolation', () => {
     const config = parse(`data_dir: \${DIR}\n${withSource()}`, { ...ENV, DIR: 'x # y\ntoken: z' });
 
     expect(config.data_dir).toBe('/srv/oktail/x # y\ntoken: z');
-    expect(config.sources.okta?.auth.token).toBe(TOKEN);
+    expect(config.sources.okta?.auth).toMatchObject({ token: TOKEN });
   });
 
   it('interpolates items of a list', () => {
@@ -962,11 +962,11 @@ describe('loadConfig', () => {
     await writeFile(file, withSource());
 
     const config = await loadConfig(file, {}, { secrets: 'unresolved' });
-    expect(config.sources.okta!.auth.token).toBe('${OKTA_API_TOKEN}');
+    expect((config.sources.okta!.auth as { token?: string }).token).toBe('${OKTA_API_TOKEN}');
     expect(config.sources.okta!.domain).toBe('company.okta.com');
     // Not even a set variable is read then: the token stays out of the process's config.
     const set = await loadConfig(file, ENV, { secrets: 'unresolved' });
-    expect(set.sources.okta!.auth.token).toBe('${OKTA_API_TOKEN}');
+    expect((set.sources.okta!.auth as { token?: string }).token).toBe('${OKTA_API_TOKEN}');
     // Every other value is still interpolated and validated.
     await writeFile(file, withSource(['    interval_secs: ${INTERVAL}']));
     await expect(loadConfig(file, {}, { secrets: 'unresolved' })).rejects.toThrow(/INTERVAL is not set/);

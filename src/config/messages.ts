@@ -122,6 +122,11 @@ export function issueToMessages(issue: Issue, ctx: IssueContext): PathedMessage[
       ];
     }
     case 'custom': {
+      // A key that only one variant of a section requires: worded like zod's own missing-key issue.
+      if ((issue.params as { missing?: unknown } | undefined)?.missing === true && value === undefined) {
+        const message = ctx.isWritten(path) ? 'must have a value' : issue.message;
+        return [{ path, message }];
+      }
       const fix = (issue.params as { fix?: unknown } | undefined)?.fix;
       const withFix =
         typeof fix === 'string' && ctx.isShowable(path) ? `${issue.message}: write ${fix}` : issue.message;
@@ -220,6 +225,8 @@ export function allowedKeysAt(
 export interface FieldMarks {
   secret: boolean;
   path: boolean;
+  /** A secret URL whose printable form keeps everything but its password (a proxy URL). */
+  url_password: boolean;
 }
 
 function marksOf(schema: z.core.$ZodType): Partial<FieldMarks> {
@@ -237,13 +244,14 @@ export function fieldMarksAt(
   path: readonly PathSegment[],
   data?: unknown,
 ): FieldMarks {
-  const out: FieldMarks = { secret: false, path: false };
+  const out: FieldMarks = { secret: false, path: false, url_password: false };
   const visit = (schema: z.core.$ZodType, at: number, value: unknown, depth: number): void => {
     if (depth > 64) return;
     const marks = marksOf(schema);
     if (at === path.length) {
       out.secret ||= marks.secret === true;
       out.path ||= marks.path === true;
+      out.url_password ||= marks.url_password === true;
     }
     const def = defOf(schema);
     if (def.innerType) return visit(def.innerType, at, value, depth + 1);

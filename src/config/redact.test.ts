@@ -28,9 +28,9 @@ describe('redactConfig', () => {
   it('replaces every token and key passphrase', () => {
     const redacted = redactConfig(load());
 
-    expect(redacted.sources.okta?.auth.token).toBe(REDACTED);
+    expect(redacted.sources.okta?.auth).toMatchObject({ token: REDACTED });
     expect(redacted.sources.okta?.tls.key_pass).toBe(REDACTED);
-    expect(redacted.sources.plain?.auth.token).toBe(REDACTED);
+    expect(redacted.sources.plain?.auth).toMatchObject({ token: REDACTED });
   });
 
   it('leaves an absent key passphrase absent', () => {
@@ -51,7 +51,7 @@ describe('redactConfig', () => {
 
     redactConfig(config);
 
-    expect(config.sources.okta?.auth.token).toBe('secret-token');
+    expect(config.sources.okta?.auth).toMatchObject({ token: 'secret-token' });
     expect(config.sources.okta?.tls.key_pass).toBe('secret-pass');
   });
 

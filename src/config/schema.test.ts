@@ -115,6 +115,22 @@ describe('secret and path marks', () => {
     expect(secret(['sinks', 'siem', 'tls', 'key_pass'])).toBe(true);
   });
 
+  it('marks the OAuth and proxy fields: passphrase and proxy URLs secret, key and proxy CA files paths', () => {
+    const marks = (path: (string | number)[]) => fieldMarksAt(ConfigSchema, path);
+    expect(secret(['sources', 'okta', 'auth', 'private_key_pass'])).toBe(true);
+    expect(secret(['proxy', 'url'])).toBe(true);
+    expect(secret(['sources', 'okta', 'proxy', 'url'])).toBe(true);
+    expect(marks(['proxy', 'url']).url_password).toBe(true);
+    expect(marks(['sources', 'okta', 'auth', 'private_key_file'])).toMatchObject({
+      path: true,
+      secret: false,
+    });
+    expect(marks(['proxy', 'tls', 'ca_file']).path).toBe(true);
+    expect(marks(['sources', 'okta', 'proxy', 'tls', 'ca_file']).path).toBe(true);
+    expect(secret(['sources', 'okta', 'auth', 'client_id'])).toBe(false);
+    expect(secret(['proxy', 'no_proxy', 0])).toBe(false);
+  });
+
   it('does not mark other keys', () => {
     expect(secret(['sources', 'okta', 'auth', 'header'])).toBe(false);
     expect(secret(['sinks', 'siem', 'auth', 'user'])).toBe(false);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { SINKS } from '../sinks/index.js';
 import { SOURCES } from '../sources/index.js';
 import { FilePath } from './fields.js';
+import { ProxySchema } from './proxy.js';
 import { parseHostPort } from './values.js';
 
 export {
@@ -105,6 +106,7 @@ export const ConfigSchema = z
     ),
     log: LogSchema.prefault({}),
     api: ApiSchema.optional(),
+    proxy: ProxySchema.optional(),
     sources: z
       .record(Name, SourceSchema)
       .refine((sources) => Object.keys(sources).length > 0, 'must define at least one source')

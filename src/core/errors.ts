@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'OKTA_RATE_LIMITED'
   | 'OKTA_FETCH_FAILED'
   | 'ORIGIN_MISMATCH'
+  | 'PROXY_AUTH'
   | 'SCRIPT_ERROR'
   | 'SINK_WRITE_FAILED'
   | 'STATE_CORRUPT'

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { ProxyConfig } from '../config/proxy.js';
 import type { PipelineSource } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { TelemetrySink } from '../telemetry/telemetry.js';
@@ -55,6 +56,8 @@ export interface SourceContext {
   onClose(close: () => Promise<void>): void;
   /** The config file as the user named it, quoted in recovery commands. */
   configPath?: string;
+  /** The config's global outbound `proxy` block, if any (a source may have its own, which replaces it). */
+  proxy?: ProxyConfig | undefined;
 }
 
 /** A source type. Each source folder exports one; `src/sources/index.ts` lists them. */

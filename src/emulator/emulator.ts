@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { generateEvents, type EventRecord, type GenerateOptions } from './events.js';
 import { parseFilter, parseKeywords, type EventPredicate } from './filter.js';
+import { OAuthServer, type OAuthEmulatorOptions } from './oauth.js';
 import { createRandom, type Random } from './random.js';
 
 export interface EmulatorTlsOptions {
@@ -47,6 +48,8 @@ export interface EmulatorOptions {
   linkHeader?: 'separate' | 'combined';
   /** Idle keep-alive connections are closed after this. Default 65000, longer than clients usually wait. */
   keepAliveTimeoutMs?: number;
+  /** OAuth 2.0 service apps: the token endpoint and access-token (DPoP) checks on API calls. */
+  oauth?: OAuthEmulatorOptions;
 }
 
 export interface EmulatorAddress {
@@ -112,6 +115,8 @@ export interface RequestLogEntry {
   fault?: FaultKind;
   /** Which configured token authenticated the request; `null` when none did. Tokens are never recorded. */
   tokenIndex: number | null;
+  /** The OAuth client whose access token authenticated the request, if one did. */
+  oauthClient?: string;
   /** Local clock, epoch ms, when the request arrived. */
   at: number;
   /** Events in the body when a full page was sent. */
@@ -257,6 +262,8 @@ export class OktaEmulator {
   private address: EmulatorAddress | null = null;
   private stopping: Promise<void> | null = null;
   private readonly lifetime = new AbortController();
+  /** The org authorization server, when `oauth` was given. */
+  readonly oauth: OAuthServer | null;
 
   private tokenDigests: Buffer[];
   private clockSkewMs: number;
@@ -297,6 +304,7 @@ export class OktaEmulator {
     this.clockSkewMs = options.clockSkewMs ?? 0;
     this.latencyMs = options.latencyMs ?? 0;
     this.rateLimit = options.rateLimit ?? null;
+    this.oauth = options.oauth ? new OAuthServer(options.oauth) : null;
   }
 
   private static emptyStats(): EmulatorStats {
@@ -643,6 +651,18 @@ export class OktaEmulator {
     entry: RequestLogEntry,
     overConcurrency: boolean,
   ): Promise<void> {
+    if (url.pathname === '/oauth2/v1/token' && this.oauth !== null) {
+      if (entry.method !== 'POST') throw new HttpError(405, 'E0000022');
+      const form = new URLSearchParams(await readText(req));
+      const answer = await this.oauth.token(
+        form,
+        req.headers as Record<string, string>,
+        url.origin + url.pathname,
+        Date.now(),
+      );
+      this.sendJson(res, entry, answer.status, answer.body, answer.headers);
+      return;
+    }
     if (url.pathname !== '/api/v1/logs') {
       throw new HttpError(
         404,
@@ -652,10 +672,27 @@ export class OktaEmulator {
     }
     if (entry.method !== 'GET') throw new HttpError(405, 'E0000022');
 
-    entry.tokenIndex = this.authenticate(req.headers.authorization);
-    if (entry.tokenIndex === null) {
-      this.sendJson(res, entry, 401, this.errorBody('E0000011', undefined, []), {});
-      return;
+    const authorization = req.headers.authorization;
+    let extraHeaders: OutgoingHttpHeaders = {};
+    if (this.oauth !== null && authorization !== undefined && /^(Bearer|DPoP) /i.test(authorization)) {
+      const check = await this.oauth.checkApi(
+        entry.method,
+        url,
+        req.headers as Record<string, string>,
+        Date.now(),
+      );
+      if (!check.ok) {
+        this.sendJson(res, entry, check.status, check.body, check.headers);
+        return;
+      }
+      entry.oauthClient = check.clientId;
+      extraHeaders = check.headers;
+    } else {
+      entry.tokenIndex = this.authenticate(authorization);
+      if (entry.tokenIndex === null) {
+        this.sendJson(res, entry, 401, this.errorBody('E0000011', undefined, []), {});
+        return;
+      }
     }
 
     if (overConcurrency) {
@@ -736,7 +773,7 @@ export class OktaEmulator {
         const { body } = this.renderPage(page.indexes);
         entry.events = page.indexes.length;
         this.counters.eventsServed += page.indexes.length;
-        this.sendBody(res, entry, 200, body, 'application/json', { Link: linkHeader });
+        this.sendBody(res, entry, 200, body, 'application/json', { Link: linkHeader, ...extraHeaders });
       }
     }
   }
@@ -994,6 +1031,18 @@ export class OktaEmulator {
       ...headers,
     });
   }
+}
+
+/** A small request body (the token endpoint's form). */
+async function readText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > 64 * 1024) throw new HttpError(400, 'E0000001', 'request body too large');
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** First index whose value is >= `ms` in a non-decreasing array. */

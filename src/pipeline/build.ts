@@ -54,6 +54,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       },
       onClose: (c) => closers.push(c),
       configPath: options.configPath,
+      proxy: config.proxy,
     };
     const sources: PipelineSource[] = [];
     for (const [name, cfg] of Object.entries(config.sources)) {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { pino, type Logger } from 'pino';
 import type PinoPretty from 'pino-pretty';
+import { REDACTED, redactProxyUrl } from '../config/redact-url.js';
 
 export type { Logger };
 
@@ -33,7 +34,18 @@ export const REDACT_PATHS = [
   '*.key_pass',
   'password',
   '*.password',
+  'private_key_pass',
+  '*.private_key_pass',
+  // A proxy URL may hold a password: only that part is censored, so other URLs stay readable.
+  'url',
+  '*.url',
 ];
+
+/** Replaces a value at a redact path; a `url` keeps everything but its password. */
+function censorLogValue(value: unknown, path: string[]): unknown {
+  if (path[path.length - 1] === 'url' && typeof value === 'string') return redactProxyUrl(value);
+  return REDACTED;
+}
 
 /** `--log-format` wins, then `log.format`, then pretty on a terminal and JSON everywhere else. */
 export function resolveLogFormat(
@@ -52,7 +64,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const pinoOptions = {
     level: options.level ?? 'info',
     base: undefined,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    redact: { paths: REDACT_PATHS, censor: censorLogValue },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label: string) => ({ level: label }) },
   };

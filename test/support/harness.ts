@@ -109,6 +109,8 @@ export interface ConfigOptions {
   top?: string[];
   backoffMs?: number;
   timeoutSecs?: number;
+  /** Lines under `auth:` (indented by the caller's 0); default the API token from OKTA_API_TOKEN. */
+  auth?: string[];
 }
 
 /** Writes a config for one source reading `org`; the token comes from OKTA_API_TOKEN. */
@@ -134,7 +136,7 @@ export async function writeConfig(
     `      initial_backoff_ms: ${options.backoffMs ?? 20}`,
     '      max_backoff_secs: 1',
     '    auth:',
-    '      token: ${OKTA_API_TOKEN}',
+    ...(options.auth ?? ['token: ${OKTA_API_TOKEN}']).map((l) => `      ${l}`),
     '    tls:',
     ...Object.entries(tls).map(([k, v]) => `      ${k}: ${JSON.stringify(v)}`),
     ...(options.extraSource ?? []).map((l) => `    ${l}`),

@@ -1,5 +1,8 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { OktailError, errorMessage } from '../../core/errors.js';
+import type { AuthTransport } from './auth/oauth.js';
+import { BearerAuth, type AuthProvider } from './auth/provider.js';
+import { createDispatcher, describeProxyFailure, type ProxySettings } from './proxy.js';
 
 export interface OktaTlsSettings {
   /** PEM of extra/private CAs to trust instead of the default store. */
@@ -15,9 +18,12 @@ export interface OktaTlsSettings {
 export interface OktaClientSettings {
   /** `host[:port]` of the org, no scheme. */
   domain: string;
-  auth: { header: string; prefix: string; token: string };
+  /** An API token, or a factory for another provider (OAuth) that talks through this client's connection. */
+  auth: { header: string; prefix: string; token: string } | ((transport: AuthTransport) => AuthProvider);
   /** undefined = standard HTTPS with the default trust store. */
   tls?: OktaTlsSettings;
+  /** null or absent: direct connection. */
+  proxy?: ProxySettings | null;
   requestTimeoutMs: number;
   userAgent: string;
 }
@@ -34,43 +40,33 @@ export interface FetchedPage {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
+/** Re-sends of one request with fresh credentials (a new DPoP nonce, a renewed token). */
+const MAX_AUTH_RETRIES = 2;
 
 /**
- * The only holder of the API token. It sends the token to the configured origin and nowhere else, and
- * never puts it in an error. Every non-200 answer becomes an OktailError classified per the product's
- * error table, so callers decide only "retry" or "halt".
+ * The only holder of the connection that carries credentials. It sends them to the configured origin and
+ * nowhere else, and never puts them in an error. Every non-200 answer becomes an OktailError classified
+ * per the product's error table, so callers decide only "retry" or "halt".
  */
-export class OktaHttpClient {
+export class OktaHttpClient implements AuthTransport {
   readonly origin: string;
+  readonly auth: AuthProvider;
+  readonly proxy: ProxySettings | null;
   readonly #dispatcher: Dispatcher;
-  readonly #authHeader: string;
-  readonly #authValue: string;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
 
   constructor(settings: OktaClientSettings) {
     this.origin = `https://${settings.domain}`;
-    this.#authHeader = settings.auth.header.toLowerCase();
-    this.#authValue = `${settings.auth.prefix}${settings.auth.token}`;
     this.#timeoutMs = settings.requestTimeoutMs;
     this.#userAgent = settings.userAgent;
-    const tls = settings.tls;
-    this.#dispatcher = new Agent({
-      // One connection: Okta also limits concurrent requests per org, and we keep one in flight.
-      connections: 1,
-      headersTimeout: settings.requestTimeoutMs,
-      bodyTimeout: settings.requestTimeoutMs,
-      connect: tls
-        ? {
-            ca: tls.ca,
-            cert: tls.cert,
-            key: tls.key,
-            passphrase: tls.passphrase,
-            rejectUnauthorized: tls.verifyCertificate,
-            ...(tls.verifyHostname ? {} : { checkServerIdentity: () => undefined }),
-          }
-        : {},
+    this.proxy = settings.proxy ?? null;
+    this.#dispatcher = createDispatcher({
+      tls: settings.tls,
+      proxy: this.proxy,
+      timeoutMs: settings.requestTimeoutMs,
     });
+    this.auth = typeof settings.auth === 'function' ? settings.auth(this) : new BearerAuth(settings.auth);
   }
 
   /** Resolves a URL or path from the collection logic, refusing any origin but the org's own. */
@@ -100,48 +96,98 @@ export class OktaHttpClient {
 
   async fetch(url: URL, signal: AbortSignal): Promise<FetchedPage> {
     if (url.origin !== this.origin) throw this.#foreign(url);
-    const started = performance.now();
-    let res: Dispatcher.ResponseData;
+    for (let attempt = 0; ; attempt++) {
+      const authHeaders = await this.auth.headers('GET', url, signal);
+      const started = performance.now();
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(url, {
+          method: 'GET',
+          dispatcher: this.#dispatcher,
+          signal,
+          headersTimeout: this.#timeoutMs,
+          bodyTimeout: this.#timeoutMs,
+          headers: {
+            accept: 'application/json',
+            'user-agent': this.#userAgent,
+            ...authHeaders,
+          },
+        });
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw this.#transportError(err);
+      }
+      const receivedAtMs = Date.now();
+      const headers = flattenHeaders(res.headers);
+      const again = this.auth.afterResponse(res.statusCode, headers);
+      let body: Buffer;
+      try {
+        body =
+          res.statusCode === 200 ? Buffer.from(await res.body.arrayBuffer()) : await readCapped(res.body);
+      } catch (err) {
+        if (signal.aborted) throw err;
+        throw this.#transportError(err, res.statusCode);
+      }
+      if (res.statusCode !== 200 && again === 'retry' && attempt < MAX_AUTH_RETRIES) continue;
+      const page: FetchedPage = {
+        url: url.href,
+        status: res.statusCode,
+        headers,
+        body,
+        receivedAtMs,
+        ms: performance.now() - started,
+      };
+      if (res.statusCode !== 200) throw classifyFailure(page, this.auth.checkHint);
+      return page;
+    }
+  }
+
+  /** A POST to the org (the OAuth token endpoint), through the same connection, TLS settings and proxy. */
+  async post(
+    url: URL,
+    headers: Record<string, string>,
+    body: string,
+    signal: AbortSignal,
+  ): Promise<{ status: number; headers: Record<string, string>; body: Buffer }> {
+    if (url.origin !== this.origin) throw this.#foreign(url);
     try {
-      res = await request(url, {
-        method: 'GET',
+      const res = await request(url, {
+        method: 'POST',
         dispatcher: this.#dispatcher,
         signal,
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
-        headers: {
-          accept: 'application/json',
-          'user-agent': this.#userAgent,
-          [this.#authHeader]: this.#authValue,
-        },
+        headers: { 'user-agent': this.#userAgent, ...headers },
+        body,
       });
+      return {
+        status: res.statusCode,
+        headers: flattenHeaders(res.headers),
+        body: await readCapped(res.body),
+      };
     } catch (err) {
       if (signal.aborted) throw err;
-      throw transportError(err);
+      throw this.#transportError(err);
     }
-    const receivedAtMs = Date.now();
-    const headers = flattenHeaders(res.headers);
-    let body: Buffer;
-    try {
-      body = res.statusCode === 200 ? Buffer.from(await res.body.arrayBuffer()) : await readCapped(res.body);
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw transportError(err, res.statusCode);
-    }
-    const page: FetchedPage = {
-      url: url.href,
-      status: res.statusCode,
-      headers,
-      body,
-      receivedAtMs,
-      ms: performance.now() - started,
-    };
-    if (res.statusCode !== 200) throw classifyFailure(page);
-    return page;
   }
 
   async close(): Promise<void> {
     await this.#dispatcher.close();
+  }
+
+  #transportError(err: unknown, status?: number): OktailError {
+    const atProxy = this.proxy === null ? null : describeProxyFailure(err, this.proxy);
+    if (atProxy === null) return transportError(err, status);
+    if (!atProxy.retryable) return new OktailError('PROXY_AUTH', atProxy.message, false, { cause: err });
+    return new OktaResponseError(
+      'OKTA_FETCH_FAILED',
+      `Failed to fetch Okta system logs. Status=none (${atProxy.message})`,
+      true,
+      null,
+      {},
+      {},
+      err,
+    );
   }
 
   #foreign(url: URL): OktailError {
@@ -227,7 +273,8 @@ export class OktaResponseError extends OktailError {
   }
 }
 
-export function classifyFailure(page: FetchedPage): OktaResponseError {
+/** `checkHint` names what to check on a 401/403: the token, or the OAuth app. */
+export function classifyFailure(page: FetchedPage, checkHint = 'OKTA_API_TOKEN'): OktaResponseError {
   const okta = parseOktaError(page.body);
   const { status, headers } = page;
   if (status === 400) {
@@ -243,7 +290,7 @@ export function classifyFailure(page: FetchedPage): OktaResponseError {
   if (status === 401 || status === 403) {
     return new OktaResponseError(
       'OKTA_AUTH',
-      withOktaDetails('Authentication failed - check OKTA_API_TOKEN', okta),
+      withOktaDetails(`Authentication failed - check ${checkHint}`, okta),
       false,
       status,
       okta,

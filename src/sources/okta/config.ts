@@ -1,5 +1,7 @@
 import { z } from 'zod';
-import { FilePath, HTTP_TOKEN, intBetween } from '../../config/fields.js';
+import { FilePath, intBetween } from '../../config/fields.js';
+import { ProxySchema } from '../../config/proxy.js';
+import { AuthSchema } from './auth/schema.js';
 import { checkDomain, isIsoDateTime } from '../../config/values.js';
 
 /*
@@ -41,39 +43,8 @@ const StartFromSchema = z
     'Where the first cycle starts when no checkpoint exists: an ISO 8601 date-time with a timezone, e.g. 2025-01-15T08:30:00.000Z. Absent or empty: now. Ignored once a checkpoint exists.',
   );
 
-const TokenSchema = z
-  .string()
-  .meta({ secret: true })
-  .min(1, 'must not be empty')
-  .superRefine((value, ctx) => {
-    // Never include the value: this is the token.
-    if (/^(ssws|bearer)\s/i.test(value)) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'must be the token alone; auth.prefix adds the "SSWS " in front of it',
-      });
-    } else if (/[\s\p{Cc}]/u.test(value)) {
-      ctx.addIssue({ code: 'custom', message: 'must not contain spaces, line breaks or control characters' });
-    }
-  })
-  .describe('The API token. A secret: write ${OKTA_API_TOKEN} rather than the token itself.');
-
-export const AuthSchema = z
-  .strictObject({
-    strategy: z.literal('bearer').default('bearer').describe('How to authenticate. Only bearer for now.'),
-    token: TokenSchema,
-    header: z
-      .string()
-      .regex(HTTP_TOKEN, 'must be an HTTP header name')
-      .default('Authorization')
-      .describe('The request header that carries the token.'),
-    prefix: z
-      .string()
-      .regex(/^[^\r\n]*$/, 'must not contain line breaks')
-      .default('SSWS ')
-      .describe('Text put before the token in the header; note the trailing space of the default "SSWS ".'),
-  })
-  .describe('How requests to the org are authenticated.');
+// The auth block (API token or OAuth 2.0 service app) lives beside the OAuth provider that reads it.
+export { AuthSchema, type AuthConfig } from './auth/schema.js';
 
 const TLS_OPTION_KEYS = [
   'ca_file',
@@ -204,13 +175,15 @@ export const OktaSourceSchema = z
       .describe('Lua collection script to use instead of the built-in one. Relative to the config file.'),
     auth: AuthSchema,
     tls: TlsSchema.prefault({}),
+    proxy: ProxySchema.optional().describe(
+      'This source\'s proxy, replacing the global proxy block (url: "" = direct).',
+    ),
     rate_limit: RateLimitSchema.prefault({}),
     retry: RetrySchema.prefault({}),
     request_timeout_secs: intBetween(5, 600).default(60).describe('Time limit for one request, in seconds.'),
   })
   .describe('An Okta org whose System Log is collected. Each source keeps its own state.');
 
-export type AuthConfig = z.output<typeof AuthSchema>;
 export type TlsConfig = z.output<typeof TlsSchema>;
 export type RateLimitConfig = z.output<typeof RateLimitSchema>;
 export type RetryConfig = z.output<typeof RetrySchema>;

@@ -1,12 +1,15 @@
 import { readFile } from 'node:fs/promises';
+import type { ProxyConfig } from '../../config/proxy.js';
 import { OktailError } from '../../core/errors.js';
 import type { SourceContext, SourceRegistration } from '../../core/registry.js';
 import { VERSION } from '../../core/version.js';
 import type { PipelineSource } from '../../pipeline/pipeline.js';
 import { loadCollectionScript } from '../../script/index.js';
 import type { Logger } from '../../telemetry/logger.js';
+import { authSettings } from './auth/index.js';
 import { OktaHttpClient, type OktaTlsSettings } from './client.js';
 import { OktaSourceSchema, type OktaSourceConfig } from './config.js';
+import { sourceProxy } from './proxy.js';
 import { RateLimiter } from './rate-limiter.js';
 import { OktaSource } from './source.js';
 
@@ -38,11 +41,16 @@ export async function tlsSettings(name: string, cfg: OktaSourceConfig): Promise<
   };
 }
 
-export async function createClient(name: string, cfg: OktaSourceConfig): Promise<OktaHttpClient> {
+export async function createClient(
+  name: string,
+  cfg: OktaSourceConfig,
+  globalProxy?: ProxyConfig,
+): Promise<OktaHttpClient> {
   return new OktaHttpClient({
     domain: cfg.domain,
-    auth: { header: cfg.auth.header, prefix: cfg.auth.prefix, token: cfg.auth.token },
+    auth: await authSettings(name, cfg.auth),
     tls: await tlsSettings(name, cfg),
+    proxy: await sourceProxy(name, cfg.domain, cfg.proxy, globalProxy),
     requestTimeoutMs: cfg.request_timeout_secs * 1000,
     userAgent: `oktail/${VERSION}`,
   });
@@ -54,7 +62,7 @@ async function createOktaSource(
   cfg: OktaSourceConfig,
   context: SourceContext,
 ): Promise<PipelineSource> {
-  const client = await createClient(name, cfg);
+  const client = await createClient(name, cfg, context.proxy);
   context.onClose(() => client.close());
   const logic = await loadCollectionScript({
     path: cfg.script ?? undefined,

@@ -1,0 +1,28 @@
+import type { AuthConfig } from './schema.js';
+import type { OktaClientSettings } from '../client.js';
+import { loadSigningKey } from './key.js';
+import { OAuthAuth } from './oauth.js';
+
+export type { AuthProvider, AuthDescription } from './provider.js';
+export { OAuthAuth, OAuthTokenError } from './oauth.js';
+
+/** The client's auth setting for a source; reads and checks the OAuth key file (naming its config key). */
+export async function authSettings(name: string, auth: AuthConfig): Promise<OktaClientSettings['auth']> {
+  if (auth.strategy === 'bearer') return { header: auth.header, prefix: auth.prefix, token: auth.token };
+  const key = await loadSigningKey(
+    auth.private_key_file,
+    auth.private_key_pass,
+    `sources.${name}.auth.private_key_file`,
+  );
+  return (transport) =>
+    new OAuthAuth(
+      {
+        clientId: auth.client_id,
+        key,
+        ...(auth.key_id === undefined ? {} : { keyId: auth.key_id }),
+        scopes: auth.scopes,
+        dpop: auth.dpop,
+      },
+      transport,
+    );
+}
