@@ -10,7 +10,7 @@ import { FileCheckpointStore } from './checkpoint-file.js';
 import { Pipeline, type PipelineSource } from './pipeline.js';
 
 export { VERSION } from '../core/version.js';
-export { createClient, tlsSettings } from '../sources/okta/registration.js';
+export { createClient, tlsSettings } from '../sources/okta/factory.js';
 
 export interface BuildOptions {
   log: Logger;
