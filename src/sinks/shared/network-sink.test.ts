@@ -131,6 +131,20 @@ describe('createNetworkSink', () => {
     await s.close();
   });
 
+  it('sends a part-filled batch at once when every input waits for its answer', async () => {
+    const driver = new ScriptedDriver();
+    // A batch timeout far beyond the test's limit: only "every input waits" can flush.
+    const { sink: s } = sink(driver, settings({ timeoutMs: 600_000 }));
+    const first = s.write(events('a', 0, 2), live());
+    await new Promise((resolve) => setImmediate(resolve));
+    // Source b may still hand over a page: the request waits for it (or for the timeout).
+    expect(driver.requests).toEqual([]);
+    const second = s.write(events('b', 10, 3), live());
+    expect(await Promise.all([first, second])).toEqual([{ kind: 'ok' }, { kind: 'ok' }]);
+    expect(driver.requests).toEqual([[...uuids(0, 2), ...uuids(10, 3)]]);
+    await s.close();
+  });
+
   it('combines small pages of several sources into one request within the batch timeout', async () => {
     const driver = new ScriptedDriver();
     const { sink: s } = sink(driver, settings({ timeoutMs: 200 }));

@@ -109,6 +109,8 @@ class NetworkSink implements Sink {
   readonly #running = new Set<Promise<void>>();
   #closing = false;
   #closed: Promise<void> | null = null;
+  /** Unanswered `write` calls per source. */
+  readonly #waiting = new Map<string, number>();
   /** Failure streak: when it started and how many attempts failed, for one warning and one recovery line. */
   #streak: { since: number; attempts: number } | null = null;
 
@@ -146,11 +148,15 @@ class NetworkSink implements Sink {
         settle: (result) => {
           if (owner.settled) return;
           owner.settled = true;
+          const left = (this.#waiting.get(batch.source) ?? 1) - 1;
+          if (left > 0) this.#waiting.set(batch.source, left);
+          else this.#waiting.delete(batch.source);
           signal.removeEventListener('abort', onAbort);
           resolve(result);
         },
       };
       signal.addEventListener('abort', onAbort, { once: true });
+      this.#waiting.set(batch.source, (this.#waiting.get(batch.source) ?? 0) + 1);
       const { uuids, published, eventTypes, severities } = batch;
       for (let i = 0; i < batch.count; i++) {
         const bytes = eventBytes(batch, i);
@@ -196,7 +202,10 @@ class NetworkSink implements Sink {
     this.#dropSettled();
     while (this.#buffer.length > 0 && this.#inFlight < concurrency) {
       const full = this.#buffer.length >= maxEvents || this.#bufferBytes >= maxBytes;
-      if (!full && !this.#due && timeoutMs > 0) {
+      // The pipeline hands over one page per source and waits for its answer: once every input waits,
+      // nothing more can arrive before a flush, and waiting for the batch timeout would only add latency.
+      const everyInputWaits = this.inputs.every((source) => this.#waiting.has(source));
+      if (!full && !this.#due && !everyInputWaits && timeoutMs > 0) {
         this.#timer ??= setTimeout(() => {
           this.#timer = null;
           this.#due = true;
