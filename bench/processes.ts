@@ -8,6 +8,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EmulatorCommand, EmulatorConfig, EmulatorReady, EmulatorReport } from './emulator-process.js';
+import type { DestinationConfig, DestinationCount, DestinationReady } from './sink-destination.js';
 import type { Usage } from './usage.js';
 
 /** The compiled bench folder (this file's) and the repository root above it. */
@@ -135,4 +136,55 @@ export function startHelper(args: string[]): { child: ChildProcess; output: Prom
   child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
   const output = new Promise<string>((resolve) => child.once('close', () => resolve(stdout)));
   return { child, output };
+}
+
+/** A sink's destination in its own process (bench/sink-destination.ts), driven over IPC. */
+export class DestinationProcess {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly ready: DestinationReady,
+  ) {}
+
+  static async start(config: DestinationConfig): Promise<DestinationProcess> {
+    const child = fork(join(BUILT, 'sink-destination.js'), [JSON.stringify(config)], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv: ['--max-old-space-size=4096'],
+    });
+    const ready = await new Promise<DestinationReady>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`The ${config.type} destination did not start`)),
+        180_000,
+      );
+      child.once('message', (m: DestinationReady) => {
+        clearTimeout(timer);
+        resolve(m);
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`The ${config.type} destination exited with ${code}`));
+      });
+    });
+    return new DestinationProcess(child, ready);
+  }
+
+  count(servedFile: string, expected: number): Promise<DestinationCount> {
+    return new Promise<DestinationCount>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('The destination did not answer count')), 300_000);
+      this.child.once('message', (m: DestinationCount | { type: 'error'; message: string }) => {
+        clearTimeout(timer);
+        if (m.type === 'count') resolve(m);
+        else reject(new Error(m.message));
+      });
+      this.child.send({ cmd: 'count', servedFile, expected });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.send({ cmd: 'stop' });
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
 }

@@ -8,6 +8,7 @@ import type {
   ContenderName,
   LimitedResult,
   MillionResult,
+  SinksResult,
   ThroughputResult,
   WindowUse,
   Machine,
@@ -189,7 +190,8 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
   const shared = await load<LimitedResult>(resultsDir, 'shared-bucket');
   const m = await load<MillionResult>(resultsDir, 'rss-1m');
   const st = await load<StartupResult>(resultsDir, 'startup');
-  const any = t ?? limited ?? shared ?? m;
+  const sk = await load<SinksResult>(resultsDir, 'sinks');
+  const any = t ?? limited ?? shared ?? m ?? sk;
   const out: string[] = [
     '# Performance',
     '',
@@ -304,6 +306,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
       '',
     );
   }
+  if (sk) out.push(...sinksSection(sk));
   // Formatted as `npm run lint` expects, so the generated file never fails the check.
   const prettier = await import('prettier');
   const options = (await prettier.resolveConfig(path)) ?? {};
@@ -343,6 +346,55 @@ function startupSection(st: StartupResult): string[] {
         : ` \`node -e 0\` alone took ${fixed(st.nodeMedianMs / 1000, 2)} s (median) in the same minutes.`),
     '',
     ...rows,
+    '',
+  ];
+}
+
+const SINK_CPU_GOAL = 1.5;
+const SINK_RSS_GOAL_MB = 150;
+const POSTGRES_GOAL = 20_000;
+
+function sinksSection(sk: SinksResult): string[] {
+  const rows = [
+    '| sink | events/s | CPU s per 100k events | CPU vs file sink (per round) | peak RSS | destination held every event |',
+    '| --- | ---: | ---: | --- | ---: | --- |',
+    ...sk.summary.map(
+      (s) =>
+        `| ${s.sink} | ${int(s.eventsPerSec)} | ${fixed(s.cpuSecPer100k)} | ${ratio(s.cpuVsFile)} ` +
+        `(${s.perRoundCpuVsFile.join(', ')}) | ${fixed(s.peakRssMb, 0)} MB | ` +
+        `${s.complete ? 'yes' : '**no**'}${s.duplicates > 0 ? `, ${int(s.duplicates)} duplicates` : ''} |`,
+    ),
+  ];
+  const network = sk.summary.filter((s) => s.sink !== 'file');
+  const pg = sk.summary.find((s) => s.sink === 'postgres');
+  const cpuOk = network.every((s) => s.cpuVsFile <= SINK_CPU_GOAL);
+  const rssOk = sk.summary.every((s) => s.peakRssMb < SINK_RSS_GOAL_MB);
+  return [
+    '## Sinks',
+    '',
+    `The real CLI (\`run --once\`) collects ${int(sk.events)} events from the Okta emulator into one sink per run, ` +
+      `${sk.rounds} round${sk.rounds === 1 ? '' : 's'} in rotating order, the file sink in every round. Each destination ` +
+      'runs in a process of its own: the test emulators for http, splunk_hec (indexer acknowledgement on, ' +
+      '`ack_poll_interval_ms: 50`, indexing 20 ms after accepting) and elasticsearch; PostgreSQL 15 from initdb ' +
+      '(`fsync = off`), rsyslogd (imtcp to omfile) and s3rver. Sinks use their default batch and request settings. ' +
+      "CPU and peak RSS are the oktail process's; the CPU ratio is each run's over the file sink's in the same round " +
+      "(the median when there are several rounds). events/s is distinct events held over the CLI's wall time. " +
+      'After each run the destination is counted against the uuids served: every event present, none unknown, and ' +
+      '"duplicates" are events held more than once (only the at-least-once sinks may have them).',
+    '',
+    `Machine: ${machineLine(sk)}. Command: \`${sk.command}\`.`,
+    '',
+    ...rows,
+    '',
+    `Goals: every network sink within ${SINK_CPU_GOAL}x the file sink's CPU per event: ${yes(cpuOk)}` +
+      (cpuOk
+        ? ''
+        : ` (${network
+            .filter((s) => !(s.cpuVsFile <= SINK_CPU_GOAL))
+            .map((s) => `${s.sink} ${ratio(s.cpuVsFile)}`)
+            .join(', ')})`) +
+      `; peak RSS under ${SINK_RSS_GOAL_MB} MB: ${yes(rssOk)}; postgres at least ${int(POSTGRES_GOAL)} events/s: ` +
+      `${pg ? `${yes(pg.eventsPerSec >= POSTGRES_GOAL)} (${int(pg.eventsPerSec)})` : 'n/a'}.`,
     '',
   ];
 }

@@ -134,3 +134,51 @@ export interface MillionResult {
   pool: number;
   run: RunResult;
 }
+
+/** The sinks whose destinations the sinks scenario starts (bench/sink-destination.ts). */
+export const NETWORK_SINKS = ['http', 'splunk_hec', 'elasticsearch', 'postgres', 'syslog', 's3'] as const;
+export type NetworkSink = (typeof NETWORK_SINKS)[number];
+
+export interface SinkRun {
+  sink: string;
+  round: number;
+  exitCode: number | null;
+  wallMs: number;
+  cpuMs: number;
+  peakRssKb: number;
+  eventsPerSec: number;
+  /** What the destination held: events, distinct uuids, served uuids missing, uuids never served. */
+  held: number;
+  distinct: number;
+  missing: number;
+  unknown: number;
+  /** File sink only: lines byte-identical to the served event plus the tag. */
+  identical?: number;
+  /** This run's CPU over the file sink's in the same round. */
+  cpuVsFile?: number;
+  stderrTail?: string;
+}
+
+export interface SinkSummary {
+  sink: string;
+  runs: number;
+  eventsPerSec: number;
+  cpuSecPer100k: number;
+  /** Median of the per-round ratios to the file sink's CPU. */
+  cpuVsFile: number;
+  perRoundCpuVsFile: number[];
+  peakRssMb: number;
+  /** Every run ended with every served event in the destination (exactly once where the sink promises it). */
+  complete: boolean;
+  duplicates: number;
+}
+
+export interface SinksResult {
+  scenario: 'sinks';
+  machine: Machine;
+  events: number;
+  rounds: number;
+  command: string;
+  runs: SinkRun[];
+  summary: SinkSummary[];
+}

@@ -3,11 +3,13 @@
  * process, against the project's Okta emulator in another process over HTTPS on loopback. Writes
  * bench/results/<scenario>.json and docs/performance.md.
  *
- *   node bench/tmp/bench/run.js [--quick] [--only startup,throughput,rate-limited,shared-bucket,rss-1m]
+ *   node bench/tmp/bench/run.js [--quick] [--only startup,throughput,rate-limited,shared-bucket,rss-1m,sinks]
  *                               [--events N] [--rounds R] [--baseline-build DIR]
+ *                               [--sink-events N] [--sink-rounds R]
  *
- * --quick shrinks every scenario, --events/--rounds change the throughput scenario and --only picks
- * scenarios, for trying things out: only a full run writes results. --baseline-build names a copy of an
+ * --quick shrinks every scenario, --events/--rounds change the throughput scenario and --sink-events/
+ * --sink-rounds the sinks scenario, for trying things out: only a run at the documented sizes writes
+ * results (--only then replaces the chosen scenarios' results and keeps the others'). --baseline-build names a copy of an
  * older build (bin/, dist/, package.json) whose start-up is measured beside this one's; without it the
  * start-up results keep the baseline figures recorded last time.
  */
@@ -17,19 +19,31 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { EmulatorConfig, EmulatorReady, LoggedRequest } from './emulator-process.js';
 import type { OtherClientConfig, OtherClientReport } from './other-client.js';
-import { BUILT, EmulatorProcess, ROOT, measure, startHelper, type Measured } from './processes.js';
+import {
+  BUILT,
+  DestinationProcess,
+  EmulatorProcess,
+  ROOT,
+  measure,
+  startHelper,
+  type Measured,
+} from './processes.js';
 import { machine, writeReport } from './report.js';
-import type {
-  ContenderName,
-  ContenderSummary,
-  LimitedResult,
-  LimitedRun,
-  Machine,
-  MillionResult,
-  RequestCounts,
-  RunResult,
-  ThroughputResult,
-  WindowUse,
+import {
+  NETWORK_SINKS,
+  type ContenderName,
+  type ContenderSummary,
+  type LimitedResult,
+  type LimitedRun,
+  type Machine,
+  type MillionResult,
+  type RequestCounts,
+  type RunResult,
+  type SinkRun,
+  type SinkSummary,
+  type SinksResult,
+  type ThroughputResult,
+  type WindowUse,
 } from './results.js';
 import { startup, type StartupResult } from './startup.js';
 import { readServed, verifyOutput, type OutputForm } from './verify.js';
@@ -68,7 +82,7 @@ function transform(event)
 end
 `;
 
-async function oktailCommand(ctx: RunContext, script: string | null) {
+async function oktailCommand(ctx: RunContext, script: string | null, sinkLines?: string[]) {
   const config = join(ctx.dir, 'oktail.yaml');
   const lines = [
     `data_dir: ${JSON.stringify(join(ctx.dir, 'data'))}`,
@@ -89,10 +103,12 @@ async function oktailCommand(ctx: RunContext, script: string | null) {
     '      enabled: true',
     `      ca_file: ${JSON.stringify(ctx.emu.caFile)}`,
     'sinks:',
-    '  archive:',
-    '    type: file',
-    '    inputs: [okta]',
-    `    path: ${JSON.stringify(ctx.out)}`,
+    ...(sinkLines ?? [
+      '  archive:',
+      '    type: file',
+      '    inputs: [okta]',
+      `    path: ${JSON.stringify(ctx.out)}`,
+    ]),
   ];
   await writeFile(config, lines.join('\n') + '\n');
   return {
@@ -278,6 +294,8 @@ interface Sizes {
   sharedEvents: number;
   millionEvents: number;
   millionPool: number;
+  sinkEvents: number;
+  sinkRounds: number;
 }
 
 const FULL: Sizes = {
@@ -287,6 +305,8 @@ const FULL: Sizes = {
   sharedEvents: 59_500,
   millionEvents: 1_000_000,
   millionPool: 100_000,
+  sinkEvents: 200_000,
+  sinkRounds: 1,
 };
 const QUICK: Sizes = {
   throughputEvents: 10_000,
@@ -295,6 +315,8 @@ const QUICK: Sizes = {
   sharedEvents: 9_500,
   millionEvents: 50_000,
   millionPool: 10_000,
+  sinkEvents: 10_000,
+  sinkRounds: 1,
 };
 
 interface Env {
@@ -582,9 +604,128 @@ async function million(env: Env): Promise<MillionResult> {
   return { scenario: 'rss-1m', machine: env.machine, events, pool, run };
 }
 
+const SINKS = ['file', ...NETWORK_SINKS] as const;
+
+/**
+ * The real CLI with one sink per run, the file sink beside every network sink, each destination in a
+ * process of its own (or the real server's), so the CPU and RSS measured are the oktail process's alone.
+ */
+async function sinks(env: Env, command: string): Promise<SinksResult> {
+  const { sinkEvents: events, sinkRounds: rounds } = env.sizes;
+  console.log(
+    `Sinks: ${events} events into each sink's destination, ${rounds} round${rounds === 1 ? '' : 's'}`,
+  );
+  const rawFile = join(env.workDir, 'sinks-served.ndjson');
+  const runs = await withEmulator(env, 'sinks', { events, tokens: 1, rawFile }, async (emu, since) => {
+    const served = await readServed(rawFile);
+    const out: SinkRun[] = [];
+    for (let round = 1; round <= rounds; round++) {
+      const order = SINKS.map((_, i) => SINKS[(i + round - 1) % SINKS.length]!);
+      for (const sink of order)
+        out.push(await runSink(env, emu, sink, round, events, since, served, rawFile));
+    }
+    return out;
+  });
+  await rm(rawFile, { force: true });
+  for (const r of runs) {
+    const file = runs.find((f) => f.sink === 'file' && f.round === r.round && f.exitCode === 0);
+    if (file && r.exitCode === 0) r.cpuVsFile = r.cpuMs / file.cpuMs;
+  }
+  const summary = SINKS.map((sink): SinkSummary => {
+    const mine = runs.filter((r) => r.sink === sink && r.exitCode === 0);
+    const ratios = mine.map((r) => r.cpuVsFile).filter((x): x is number => x !== undefined);
+    return {
+      sink,
+      runs: mine.length,
+      eventsPerSec: mine.length ? median(mine.map((r) => r.eventsPerSec)) : 0,
+      cpuSecPer100k: mine.length ? (median(mine.map((r) => r.cpuMs)) / 1000 / events) * 100_000 : NaN,
+      cpuVsFile: ratios.length ? median(ratios) : NaN,
+      perRoundCpuVsFile: ratios.map((x) => Math.round(x * 1000) / 1000),
+      peakRssMb: mine.length ? Math.max(...mine.map((r) => r.peakRssKb)) / 1024 : NaN,
+      complete:
+        mine.length === rounds &&
+        runs
+          .filter((r) => r.sink === sink)
+          .every((r) => r.exitCode === 0 && r.missing === 0 && r.unknown === 0 && r.distinct === events),
+      duplicates: Math.max(0, ...runs.filter((r) => r.sink === sink).map((r) => r.held - r.distinct)),
+    };
+  });
+  return { scenario: 'sinks', machine: env.machine, events, rounds, command, runs, summary };
+}
+
+async function runSink(
+  env: Env,
+  emu: EmulatorProcess,
+  sink: (typeof SINKS)[number],
+  round: number,
+  events: number,
+  since: string,
+  served: Buffer[],
+  rawFile: string,
+): Promise<SinkRun> {
+  await emu.reset();
+  const dir = join(env.workDir, `sink-${sink}-${round}`);
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  const ctx: RunContext = {
+    emu: emu.ready,
+    dir,
+    out: join(dir, 'out.ndjson'),
+    since,
+    events,
+    rateLimit: { maxShare: 0.5, minRemaining: 2 },
+    deadlineMs: 0,
+  };
+  const destination = sink === 'file' ? null : await DestinationProcess.start({ type: sink, dir });
+  try {
+    const { args, env: childEnv } = await oktailCommand(ctx, null, destination?.ready.sinkLines);
+    const measured = await measure({
+      args,
+      env: { ...childEnv, ...destination?.ready.env },
+      timeoutMs: 600_000,
+      usageFile: join(dir, 'usage.json'),
+    });
+    let counted: Pick<SinkRun, 'held' | 'distinct' | 'missing' | 'unknown' | 'identical'>;
+    if (destination) {
+      counted = await destination.count(rawFile, events);
+    } else {
+      const v = await verifyOutput(ctx.out, served, 'tagged');
+      // Output line i holds served event i: in order and byte-identical means every event once.
+      counted = {
+        held: v.lines,
+        distinct: v.inOrder,
+        missing: events - v.inOrder,
+        unknown: 0,
+        identical: v.identical,
+      };
+    }
+    const run: SinkRun = {
+      sink,
+      round,
+      exitCode: measured.exitCode,
+      wallMs: measured.wallMs,
+      cpuMs: measured.usage.userMs + measured.usage.systemMs,
+      peakRssKb: measured.usage.vmHwmKb ?? measured.usage.maxRssKb,
+      eventsPerSec: counted.distinct / (measured.wallMs / 1000),
+      ...counted,
+      ...(measured.exitCode === 0 ? {} : { stderrTail: measured.stderr.slice(-2000) }),
+    };
+    console.log(
+      `  ${sink.padEnd(13)} round ${round}: exit ${run.exitCode}, held ${run.held} (${run.distinct} distinct, ` +
+        `${run.missing} missing), ${(run.wallMs / 1000).toFixed(1)} s, ${Math.round(run.eventsPerSec)} events/s, ` +
+        `CPU ${(run.cpuMs / 1000).toFixed(2)} s, RSS ${(run.peakRssKb / 1024).toFixed(0)} MB`,
+    );
+    if (run.exitCode !== 0) console.log(`    stderr: ${measured.stderr.slice(-500)}`);
+    return run;
+  } finally {
+    await destination?.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 // ------------------------------------------------------------------------------------------ main
 
-const SCENARIOS = ['startup', 'throughput', 'rate-limited', 'shared-bucket', 'rss-1m'] as const;
+const SCENARIOS = ['startup', 'throughput', 'rate-limited', 'shared-bucket', 'rss-1m', 'sinks'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 async function main(): Promise<void> {
@@ -594,6 +735,8 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       events: { type: 'string' },
       rounds: { type: 'string' },
+      'sink-events': { type: 'string' },
+      'sink-rounds': { type: 'string' },
       'baseline-build': { type: 'string' },
     },
     strict: true,
@@ -607,9 +750,20 @@ async function main(): Promise<void> {
   const sizes = { ...(quick ? QUICK : FULL) };
   if (values.events !== undefined) sizes.throughputEvents = Number(values.events);
   if (values.rounds !== undefined) sizes.rounds = Number(values.rounds);
-  // Results of other sizes than the documented ones are for trying things out, not for the record.
+  if (values['sink-events'] !== undefined) sizes.sinkEvents = Number(values['sink-events']);
+  if (values['sink-rounds'] !== undefined) sizes.sinkRounds = Number(values['sink-rounds']);
+  // Results of other sizes than the documented ones are for trying things out, not for the record. A run
+  // of some scenarios (--only) at their documented sizes replaces those scenarios' results only.
   const record =
-    !quick && values.events === undefined && values.rounds === undefined && values.only === undefined;
+    !quick &&
+    values.events === undefined &&
+    values.rounds === undefined &&
+    values['sink-events'] === undefined &&
+    values['sink-rounds'] === undefined;
+  const command = [
+    'npm run bench',
+    ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : []),
+  ].join(' ');
   const env: Env = { machine: await machine(), sizes, workDir };
   console.log(`${env.machine.cpu}, ${env.machine.cores} cores, Node.js ${env.machine.node}`);
   const started = performance.now();
@@ -620,6 +774,7 @@ async function main(): Promise<void> {
     'shared-bucket': LimitedResult;
     'rss-1m': MillionResult;
     startup: StartupResult;
+    sinks: SinksResult;
   }> = {};
   if (only.includes('startup')) {
     results.startup = await startup({
@@ -645,6 +800,7 @@ async function main(): Promise<void> {
   if (only.includes('rate-limited')) results['rate-limited'] = await rateLimited(env);
   if (only.includes('shared-bucket')) results['shared-bucket'] = await sharedBucket(env);
   if (only.includes('rss-1m')) results['rss-1m'] = await million(env);
+  if (only.includes('sinks')) results.sinks = await sinks(env, command);
   env.machine.loadAfter = loadavg().map((n) => Math.round(n * 100) / 100);
   const minutes = ((performance.now() - started) / 60_000).toFixed(1);
   console.log(`Done in ${minutes} min.`);

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './postgres.js';
-import { sleep } from './harness.js';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** What rsyslog parsed out of one received RFC 5424 message. */
 export interface ReceivedSyslog {
