@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { VERSION } from '../../core/version.js';
 import { Inputs, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import {
@@ -49,8 +49,8 @@ export const ElasticsearchSinkSchema = z
       })
       .describe("Index name; %Y, %m, %d, %H, %j, %G, %V are taken from each event's published time (UTC)."),
     auth: AuthSchema.optional(),
-    // No wait for more events by default: the pipeline hands over a page and waits for its answer, so a
-    // page's last, partial request would otherwise always wait the whole batch timeout.
+    // No wait for more events by default: a batch timeout only lets pages of several sources share a
+    // request, and the helper already sends at once when every source feeding the sink waits.
     batch: batchSchema({ max_events: 1000, max_bytes: 10_000_000, timeout_secs: 0 }).prefault({}),
     request: requestSchema({ timeout_secs: 60, concurrency: 2 }).prefault({}),
     tls: SinkTlsSchema.optional(),
@@ -60,10 +60,6 @@ export const ElasticsearchSinkSchema = z
   );
 
 export type ElasticsearchSinkConfig = z.output<typeof ElasticsearchSinkSchema>;
-
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 export const elasticsearchSink: SinkRegistration<ElasticsearchSinkConfig> = {
   type: 'elasticsearch',

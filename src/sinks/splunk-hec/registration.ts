@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { VERSION } from '../../core/version.js';
 import { Inputs, intBetween, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import {
@@ -68,8 +68,8 @@ export const SplunkHecSinkSchema = z
     ack_poll_interval_ms: intBetween(10, 60_000)
       .default(1000)
       .describe('Pause between two polls of /services/collector/ack.'),
-    // No wait for more events by default: the pipeline hands over a page and waits for its answer, so a
-    // page's last, partial request would otherwise always wait the whole batch timeout.
+    // No wait for more events by default: a batch timeout only lets pages of several sources share a
+    // request, and the helper already sends at once when every source feeding the sink waits.
     batch: batchSchema({ max_events: 1000, max_bytes: 1_000_000, timeout_secs: 0 }).prefault({}),
     request: requestSchema({ timeout_secs: 60, concurrency: 2 }).prefault({}),
     tls: SinkTlsSchema.optional(),
@@ -79,10 +79,6 @@ export const SplunkHecSinkSchema = z
   );
 
 export type SplunkHecSinkConfig = z.output<typeof SplunkHecSinkSchema>;
-
-const VERSION = (
-  JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
 
 export const splunkHecSink: SinkRegistration<SplunkHecSinkConfig> = {
   type: 'splunk_hec',
