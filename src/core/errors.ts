@@ -14,6 +14,10 @@ export type ErrorCode =
   | 'SINK_WRITE_FAILED'
   | 'STATE_CORRUPT'
   | 'STATE_LOCKED'
+  /** The state database (state.backend: postgres) cannot be reached or refused a query. */
+  | 'STATE_UNAVAILABLE'
+  /** This replica no longer holds a source's lease (another took it over): the source stops here. */
+  | 'LEASE_LOST'
   | 'INTERNAL';
 
 export interface OktailErrorOptions {
