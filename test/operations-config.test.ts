@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseDocument } from 'yaml';
-import { CONFIG_EXAMPLE, uncommentedExample } from '../src/cli/config-example.js';
+import { CLUSTER_EXAMPLE, CONFIG_EXAMPLE, uncommentedExample } from '../src/cli/config-example.js';
 import { parseConfig } from '../src/config/load.js';
 import { configJsonSchema } from '../src/config/schema.js';
 import { runCli } from './support/harness.js';
@@ -21,6 +21,7 @@ const env = {
   AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE',
   AWS_SECRET_ACCESS_KEY: 'example-aws-secret',
   AWS_SESSION_TOKEN: 'example-aws-session',
+  HOSTNAME: 'replica-1',
 };
 
 type Schema = {
@@ -92,12 +93,18 @@ describe('oktail config example', () => {
   });
 
   it('mentions every key of the schema, so it cannot drift from it', () => {
-    const documented = documentPaths(uncommentedExample());
+    const documented = new Set([...documentPaths(uncommentedExample()), ...documentPaths(CLUSTER_EXAMPLE)]);
     const required = schemaPaths(configJsonSchema());
     expect(required).toContain('sources.*.tls.key_pass');
     expect(required).toContain('sinks.*.path');
     const missing = [...required].filter((p) => !documented.has(p));
     expect(missing).toEqual([]);
+  });
+
+  it('has a valid cluster variant with the state in PostgreSQL', () => {
+    const config = parseConfig(CLUSTER_EXAMPLE, { env, baseDir: '/etc/oktail', fileName: 'example' });
+    expect(config.state).toMatchObject({ backend: 'postgres', lease_secs: 15, node_id: 'replica-1' });
+    expect(Object.keys(config.sources)).toEqual(['acme', 'globex']);
   });
 
   it('is what the command prints', async () => {

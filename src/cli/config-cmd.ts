@@ -1,5 +1,5 @@
 import { Command } from '@commander-js/extra-typings';
-import { CONFIG_EXAMPLE } from './config-example.js';
+import { CLUSTER_EXAMPLE, CONFIG_EXAMPLE } from './config-example.js';
 
 export function configCommand() {
   const config = new Command('config').description('help writing a config file');
@@ -13,8 +13,9 @@ export function configCommand() {
   config
     .command('example')
     .description('print a commented example config with every key')
-    .action(() => {
-      process.stdout.write(CONFIG_EXAMPLE);
+    .option('--cluster', 'an example for several replicas sharing their state in PostgreSQL')
+    .action((opts) => {
+      process.stdout.write(opts.cluster === true ? CLUSTER_EXAMPLE : CONFIG_EXAMPLE);
     });
   return config;
 }

@@ -92,6 +92,48 @@ ${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when us
   #   type: file
   #   inputs: [okta_oauth]
   #   path: ./okta-oauth-system-log.ndjson
+
+# Several replicas sharing the orgs through PostgreSQL: oktail config example --cluster (docs/cluster.md).
+`;
+
+/**
+ * `oktail config example --cluster`: replicas sharing their state in PostgreSQL. Apart from the main
+ * example because its rule (no file or stdout sink) contradicts the main example's file sinks.
+ */
+export const CLUSTER_EXAMPLE = `# oktail on several replicas: run this same file on each (docs/cluster.md).
+# Each org is collected by one replica at a time; a replica that dies loses its orgs to the others
+# after lease_secs. Check it with: oktail validate -c oktail.yaml
+
+state:
+  backend: postgres     # file (default: data_dir/state.json) or postgres
+  # A secret as a whole: the password comes from the environment.
+  url: postgres://oktail:\${PG_PASSWORD}@db.example.com:5432/oktail
+  lease_secs: 15        # a replica that stops renewing loses its sources after this
+  node_id: \${HOSTNAME}  # unset: hostname and process id
+
+api:
+  address: 0.0.0.0:9598 # /ready is 200 on a healthy standby that owns nothing
+
+sources:
+  acme:
+    type: okta
+    domain: acme.okta.com
+    auth:
+      token: \${OKTA_API_TOKEN}
+  globex:
+    type: okta
+    domain: globex.okta.com
+    auth:
+      token: \${OKTA_API_TOKEN}
+
+sinks:
+  # With the state in the same database, each page and its checkpoint are one transaction:
+  # exactly once across any takeover. File and stdout sinks are refused with this backend.
+  db:
+    type: postgres
+    inputs: [acme, globex]
+    url: postgres://oktail:\${PG_PASSWORD}@db.example.com:5432/oktail
+    table: okta_events
 `;
 
 /**

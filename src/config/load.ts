@@ -427,6 +427,20 @@ function crossCheck(
       }
     }
   }
+  // A local file cannot follow a source to another host: after a takeover, the events before it would
+  // sit on the old replica's disk and the checkpoint would point past them.
+  if (isRecord(data.state) && data.state.backend === 'postgres') {
+    for (const [name, sink] of Object.entries(sinks)) {
+      if (isRecord(sink) && (sink.type === 'file' || sink.type === 'stdout')) {
+        problems.push({
+          path: ['sinks', name, 'type'],
+          message:
+            `a ${sink.type} sink cannot be used with state.backend: postgres: a source moves between ` +
+            'replicas, and a local file or stream cannot follow it to another host (use a network sink)',
+        });
+      }
+    }
+  }
   if (Object.keys(sinks).length > 0) {
     for (const name of sources ?? []) {
       if (!used.has(name)) {

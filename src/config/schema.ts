@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { SINKS } from '../sinks/index.js';
 import { SOURCES } from '../sources/index.js';
-import { FilePath } from './fields.js';
+import { FilePath, intBetween, secretString } from './fields.js';
 import { ProxySchema } from './proxy.js';
 import { parseHostPort } from './values.js';
 
@@ -82,6 +82,48 @@ export const ApiSchema = z
   })
   .describe('HTTP endpoint for health checks and Prometheus metrics. Absent: no endpoint.');
 
+export const STATE_BACKENDS = ['file', 'postgres'] as const;
+
+export const FileStateSchema = z
+  .strictObject({
+    backend: z
+      .literal('file')
+      .describe('The checkpoint is data_dir/state.json, guarded by a host-local lock.'),
+  })
+  .describe('One collector per data_dir (the default).');
+
+export const PostgresStateSchema = z
+  .strictObject({
+    backend: z
+      .literal('postgres')
+      .describe('Checkpoints and leases in PostgreSQL, shared by any number of replicas.'),
+    url: secretString()
+      .refine((u) => /^postgres(ql)?:\/\//.test(u), 'must be a postgres:// or postgresql:// URL')
+      .describe(
+        'Connection URL, e.g. postgres://oktail:${PG_PASSWORD}@db.example.com:5432/oktail. A secret (it ' +
+          'holds the password): redacted everywhere. oktail creates and migrates its tables there.',
+      ),
+    lease_secs: intBetween(3, 600)
+      .default(15)
+      .describe(
+        "How long a replica's hold on a source lasts without renewal; a replica that stops renewing loses " +
+          'its sources to the others after this.',
+      ),
+    node_id: z
+      .string()
+      .regex(/^[A-Za-z0-9._:@-]{1,128}$/, 'must be 1 to 128 letters, digits, or . _ : @ -')
+      .optional()
+      .describe("This replica's name in leases and `cluster status`. Default: hostname and process id."),
+  })
+  .describe('Several replicas share the sources through leases with fencing tokens in PostgreSQL.');
+
+export const StateSchema = z
+  .discriminatedUnion('backend', [FileStateSchema, PostgresStateSchema])
+  .describe('Where checkpoints live: a local file (default) or PostgreSQL for several replicas.');
+
+export type StateConfig = z.output<typeof StateSchema>;
+export type PostgresStateConfig = z.output<typeof PostgresStateSchema>;
+
 /** Every source type's config, from the registry list in src/sources/index.ts. */
 export type SourceConfig = z.output<(typeof SOURCES)[number]['schema']>;
 
@@ -104,6 +146,7 @@ export const ConfigSchema = z
     data_dir: FilePath.default('./.oktail').describe(
       'Directory for checkpoints and state. Relative to the config file.',
     ),
+    state: StateSchema.optional(),
     log: LogSchema.prefault({}),
     api: ApiSchema.optional(),
     proxy: ProxySchema.optional(),
