@@ -4,13 +4,12 @@ import {
   type Checkpoint,
   type CheckpointStore,
   type SourceCheckpoint,
+  type TransactionalWrite,
 } from '../core/checkpoint.js';
 import { OktailError } from '../core/errors.js';
+import type { EventBatch, Sink } from '../core/sink.js';
 import type { JsonObject } from '../core/json.js';
 import { stateError } from './db.js';
-
-/** Writes a sink's batch inside the transaction that commits the checkpoint (same database). */
-export type TransactionalWrite = (client: pg.ClientBase) => Promise<void>;
 
 /** Who may commit a source: the lease holder, named by node and fence. */
 export interface CommitGrant {
@@ -149,6 +148,13 @@ export class PostgresCheckpointStore implements CheckpointStore {
     }
   }
 
+  /** A postgres sink in this same database (host, port, database and user) writes inside the commit. */
+  transactionalWrite(sink: Sink, batch: EventBatch): TransactionalWrite | undefined {
+    const t = sink.transactional;
+    if (!t || !sameDatabase(t.url, this.#url)) return undefined;
+    return (tx) => t.write(batch, tx);
+  }
+
   async #connect(): Promise<pg.PoolClient> {
     try {
       return await this.#pool.connect();
@@ -164,4 +170,23 @@ function lost(source: string, why: string): OktailError {
     `This replica may no longer commit source ${source}: ${why}; it stops collecting it`,
     false,
   );
+}
+
+/** Whether two postgres URLs reach the same database as the same role (the password aside). */
+export function sameDatabase(a: string, b: string): boolean {
+  const key = (url: string): string | null => {
+    try {
+      const u = new URL(url);
+      return [
+        u.hostname.toLowerCase(),
+        u.port || '5432',
+        decodeURIComponent(u.pathname),
+        decodeURIComponent(u.username),
+      ].join('\0');
+    } catch {
+      return null;
+    }
+  };
+  const ka = key(a);
+  return ka !== null && ka === key(b);
 }

@@ -1,3 +1,4 @@
+import type { StoreTransaction } from './checkpoint.js';
 import type { JsonObject } from './json.js';
 
 /** One page of tagged events, with event boundaries kept, so each sink frames events its own way. */
@@ -63,4 +64,12 @@ export interface Sink {
   checkpoint(): SinkCheckpoint | undefined;
   /** Flushes what was accepted and releases resources; idempotent. */
   close(): Promise<void>;
+  /**
+   * A database sink that can also write a batch through another component's open transaction on the same
+   * database (CheckpointStore.transactionalWrite): `url` names the database, `write` inserts the batch.
+   */
+  readonly transactional?: {
+    readonly url: string;
+    write(batch: EventBatch, tx: StoreTransaction): Promise<void>;
+  };
 }

@@ -1,5 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
-import type { Checkpoint, CheckpointStore } from '../core/checkpoint.js';
+import type {
+  Checkpoint,
+  CheckpointStore,
+  SourceCheckpoint,
+  TransactionalWrite,
+} from '../core/checkpoint.js';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
@@ -146,10 +151,20 @@ export class Pipeline {
       }
     }
     this.#route(src.name, sinkNames);
-    await this.#commitLock.run(async () => {
+    if (this.#perSource) {
+      // Another process may have moved this source since start-up: its committed state is read afresh,
+      // and the first commit proves that this process may commit it at all.
+      const fresh = await this.#o.store.loadSource!(src.name);
+      if (fresh) this.#checkpoint!.sources[src.name] = fresh;
+      else delete this.#checkpoint!.sources[src.name];
       await this.#initialise(src, this.#checkpoint!);
-      await this.#commit();
-    });
+      await this.#commitSource(src.name, this.#checkpoint!.sources[src.name]!, []);
+    } else {
+      await this.#commitLock.run(async () => {
+        await this.#initialise(src, this.#checkpoint!);
+        await this.#commit();
+      });
+    }
     this.#start(src);
   }
 
@@ -173,6 +188,11 @@ export class Pipeline {
       this.#positionalBySource.delete(name);
     }
     if (options.forget && this.#checkpoint?.sources[name] && !this.#running.has(name)) {
+      if (this.#perSource) {
+        await this.#commitSource(name, null, []);
+        delete this.#checkpoint.sources[name];
+        return outcome;
+      }
       await this.#commitLock.run(async () => {
         delete this.#checkpoint!.sources[name];
         await this.#commit();
@@ -223,7 +243,9 @@ export class Pipeline {
         for (const src of sources) await this.#initialise(src, checkpoint);
         // Records the starting states and every sink's position before the first request, so a crash
         // before the first page can neither move a "now" start nor keep bytes no checkpoint covers.
-        await this.#commitLock.run(() => this.#commit());
+        if (this.#perSource) {
+          for (const src of sources) await this.#commitSource(src.name, checkpoint.sources[src.name]!, []);
+        } else await this.#commitLock.run(() => this.#commit());
       } catch (err) {
         this.#markReady(err instanceof Error ? err : new Error(errorMessage(err)));
         throw err;
@@ -309,6 +331,15 @@ export class Pipeline {
         const error = isOktailError(err)
           ? err
           : new OktailError('INTERNAL', `Unexpected failure: ${errorMessage(err)}`, false, { cause: err });
+        if (error.code === 'LEASE_LOST') {
+          // Another process owns the source now: stop without halting (nothing of it is delivered here
+          // any more; its new owner resumes from the last commit).
+          this.#o.log.warn(
+            { source: src.name, error: error.message },
+            'Stopped a source this process no longer owns.',
+          );
+          return { source: src.name, status: 'stopped', error };
+        }
         if (error.code === 'SCRIPT_ERROR' && error.retryable) {
           telemetry.scriptError({ source: src.name, error: error.message });
           if (once) return { source: src.name, status: 'failed', error };
@@ -335,6 +366,7 @@ export class Pipeline {
    * positional sinks and the commit. `signal` aborts only once shutdown's drain time is over.
    */
   async #deliver(src: PipelineSource, page: SourcePage, signal: AbortSignal): Promise<void> {
+    if (this.#perSource) return this.#deliverAlone(src, page, signal);
     if (this.#poisoned) throw this.#poisoned;
     const acknowledged = this.#acknowledgedBySource.get(src.name) ?? [];
     const positional = this.#positionalBySource.get(src.name) ?? [];
@@ -388,6 +420,88 @@ export class Pipeline {
         throw err;
       }
     });
+  }
+
+  /** The store commits each source on its own (several processes share it). */
+  get #perSource(): boolean {
+    return this.#o.store.commitSource !== undefined;
+  }
+
+  /**
+   * Delivery with a per-source store: no positional sinks (config refuses them) and no shared lock, so
+   * sources commit concurrently. Sinks in the store's own database are written inside the commit
+   * transaction; the others first. A refused commit (LEASE_LOST) leaves nothing of the page in the
+   * transactional sinks and stops the source.
+   */
+  async #deliverAlone(src: PipelineSource, page: SourcePage, signal: AbortSignal): Promise<void> {
+    const { store } = this.#o;
+    const sinks = this.#acknowledgedBySource.get(src.name) ?? [];
+    const current = this.#checkpoint!.sources[src.name];
+    if (page.batch.count === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
+    const writes: TransactionalWrite[] = [];
+    const before: Sink[] = [];
+    for (const sink of sinks) {
+      const write = page.batch.count > 0 ? store.transactionalWrite?.(sink, page.batch) : undefined;
+      if (write) writes.push(write);
+      else before.push(sink);
+    }
+    if (page.batch.count > 0) {
+      for (const sink of sinks) {
+        const failed = this.#failedSinks.get(sink.name);
+        if (failed) throw failed;
+      }
+      const results = await Promise.allSettled(before.map((sink) => this.#write(sink, page, signal)));
+      for (const r of results) if (r.status === 'rejected') throw r.reason;
+    }
+    const entry: SourceCheckpoint = {
+      domain: src.domain,
+      state: page.state,
+      committed_at: this.#now().toISOString(),
+    };
+    const started = performance.now();
+    await this.#commitSource(src.name, entry, writes, signal);
+    this.#checkpoint!.sources[src.name] = entry;
+    if (page.batch.count > 0) {
+      this.#o.telemetry.batchDelivered({
+        source: src.name,
+        events: page.batch.count,
+        bytes: page.batch.data.length,
+        sinks: sinks.map((s) => s.name),
+        newestPublished: page.newestPublished,
+      });
+    }
+    this.#o.telemetry.checkpointCommitted({ source: src.name, ms: performance.now() - started });
+  }
+
+  /** One source's commit through a per-source store, retrying what may pass later (not a lost lease). */
+  async #commitSource(
+    name: string,
+    entry: SourceCheckpoint | null,
+    writes: readonly TransactionalWrite[],
+    signal?: AbortSignal,
+  ): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.#o.store.commitSource!(name, entry, writes);
+        return;
+      } catch (err) {
+        if (signal === undefined || attempt >= 1000 || isOktailError(err, 'LEASE_LOST')) throw err;
+        if (isOktailError(err) && !err.retryable) throw err;
+        this.#o.log.warn(
+          { source: name, error: errorMessage(err), attempt: attempt + 1 },
+          'Committing the checkpoint failed; will retry.',
+        );
+        try {
+          await sleep(Math.min(30_000, 500 * 2 ** Math.min(attempt, 6)), signal);
+        } catch {
+          throw new OktailError(
+            'SINK_WRITE_FAILED',
+            `Committing source ${name} interrupted by shutdown (${errorMessage(err)})`,
+            true,
+          );
+        }
+      }
+    }
   }
 
   /** Writes until the sink accepts; `retry` waits (at least what the sink asked for), `fatal` halts. */

@@ -294,6 +294,11 @@ export class PostgresDriver implements SinkDriver {
     };
   }
 
+  /** Creates and checks the table now (before `insertItems` writes to it through another connection). */
+  async prepare(): Promise<void> {
+    await this.#ensureTable();
+  }
+
   async close(): Promise<void> {
     if (!this.#pool.ended) await this.#pool.end();
   }
@@ -339,4 +344,34 @@ export function withoutSslParams(url: string): string {
   } catch {
     return url;
   }
+}
+
+/**
+ * The batch INSERT of `send`, on a connection the caller holds inside its own transaction (the cluster's
+ * checkpoint commit in the same database): events and checkpoint then land together or not at all. The
+ * table must exist (the sink's driver creates it on its first request). An event lacking a key field
+ * rejects the whole transaction, as `send` would refuse that event for good.
+ */
+export async function insertItems(
+  client: { query(sql: string, params?: unknown[]): Promise<unknown> },
+  table: string,
+  items: readonly SinkItem[],
+): Promise<void> {
+  const incomplete = items.findIndex((i) => i.uuid === null || i.published === null || i.eventType === null);
+  if (incomplete !== -1) {
+    throw new OktailError(
+      'SINK_WRITE_FAILED',
+      `Event ${incomplete} of the batch has no uuid, published or eventType`,
+    );
+  }
+  if (items.length === 0) return;
+  await client.query(insertSql(table), [
+    items.map((i) => i.uuid),
+    items.map((i) => i.published),
+    items.map((i) => i.eventType),
+    items.map((i) => i.source),
+    Buffer.concat(items.flatMap((i, n) => (n === 0 ? [i.bytes] : [Buffer.from('\n'), i.bytes]))).toString(
+      'utf8',
+    ),
+  ]);
 }

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import { Inputs, secretString } from '../../config/fields.js';
+import type { StoreTransaction } from '../../core/checkpoint.js';
 import type { SinkRegistration } from '../../core/registry.js';
+import type { EventBatch } from '../../core/sink.js';
 import {
   batchSchema,
   networkSinkSettings,
@@ -77,23 +79,45 @@ export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
 `,
   async create(name, config, context) {
     const { createNetworkSink } = await import('../shared/network-sink.js');
-    const { PostgresDriver } = await import('./driver.js');
+    const { PostgresDriver, insertItems } = await import('./driver.js');
+    const { eventBytes } = await import('../../core/sink.js');
     const tls = config.tls ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
-    return createNetworkSink({
+    const driver = new PostgresDriver({
+      name,
+      url: config.url,
+      table: config.table,
+      tls,
+      connections: config.request.concurrency,
+    });
+    const sink = createNetworkSink({
       name,
       inputs: config.inputs,
       type: 'postgres',
       guarantee: 'exactly-once',
-      driver: new PostgresDriver({
-        name,
-        url: config.url,
-        table: config.table,
-        tls,
-        connections: config.request.concurrency,
-      }),
+      driver,
       settings: networkSinkSettings(config.batch, config.request),
       telemetry: context.telemetry,
       log: context.log,
+    });
+    // With the cluster's state in this same database, the checkpoint store writes each page through its
+    // commit transaction instead (src/cluster/store.ts): the events and the checkpoint land together.
+    return Object.assign(sink, {
+      transactional: {
+        url: config.url,
+        async write(batch: EventBatch, tx: StoreTransaction): Promise<void> {
+          await driver.prepare();
+          const items = Array.from({ length: batch.count }, (_, i) => ({
+            bytes: eventBytes(batch, i),
+            uuid: batch.uuids[i] ?? null,
+            published: batch.published[i] ?? null,
+            eventType: batch.eventTypes[i] ?? null,
+            severity: batch.severities[i] ?? null,
+            source: batch.source,
+            domain: batch.domain,
+          }));
+          await insertItems(tx, config.table, items);
+        },
+      },
     });
   },
 };
