@@ -8,6 +8,7 @@ import type { ReadinessSource } from '../telemetry/readiness.js';
 import type { TelemetrySink } from '../telemetry/telemetry.js';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor } from './exit-codes.js';
 import { VERSION } from '../core/version.js';
+import { OktailError } from '../core/errors.js';
 
 // Every module below the command line is imported when a command runs, not when the CLI starts: `--help`,
 // `validate` and `state` would otherwise pay for the HTTP stack, the Lua VM and the logger they never use.
@@ -96,8 +97,16 @@ export async function runPipeline(
 ): Promise<number> {
   const { DataDirLock } = await import('../pipeline/lock.js');
   const { LogTelemetry, TeeTelemetry } = await import('../telemetry/telemetry.js');
+  const clustered = config.state?.backend === 'postgres';
+  if (clustered && options.once) {
+    throw new OktailError(
+      'CONFIG_INVALID',
+      '--once cannot be used with state.backend: postgres: the replicas share the sources as they run',
+    );
+  }
   // Before the checkpoint is read: a second collector on the same data_dir would commit over this one.
-  const lock = await DataDirLock.acquire(config.data_dir, 'run');
+  // Replicas sharing PostgreSQL coordinate through leases there instead, wherever they run.
+  const lock = clustered ? null : await DataDirLock.acquire(config.data_dir, 'run');
   const progress = options.progress ?? null;
   let api: ApiServer | null = null;
   try {
@@ -115,6 +124,7 @@ export async function runPipeline(
         sinks: Object.entries(config.sinks).map(([name, s]) => ({ name, type: s.type, inputs: s.inputs })),
         defaultMetrics: true,
         version: VERSION,
+        cluster: config.state?.backend === 'postgres',
       });
       api = new ApiServer({ ...parseAddress(config.api.address), endpoints: metrics, log });
       await api.start().catch((err: NodeJS.ErrnoException) => {
@@ -126,7 +136,7 @@ export async function runPipeline(
   } finally {
     progress?.stop();
     await api?.stop();
-    await lock.release();
+    await lock?.release();
   }
 }
 
@@ -137,13 +147,19 @@ async function collect(
   options: { once: boolean; stdout?: NodeJS.WritableStream; configPath?: string },
 ): Promise<number> {
   const { buildPipeline } = await import('../pipeline/build.js');
-  const built = await buildPipeline(config, {
-    log,
-    telemetry,
-    once: options.once,
-    stdout: options.stdout,
-    configPath: options.configPath,
-  });
+  const { clusterState, startReplica } = await import('../cluster/replica.js');
+  const replica = clusterState(config)
+    ? await startReplica(config, { log, telemetry, stdout: options.stdout, configPath: options.configPath })
+    : null;
+  const built =
+    replica?.built ??
+    (await buildPipeline(config, {
+      log,
+      telemetry,
+      once: options.once,
+      stdout: options.stdout,
+      configPath: options.configPath,
+    }));
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -153,17 +169,29 @@ async function collect(
       process.exit(EXIT_FAILURE);
     }
     log.info({ signal }, 'Stopping: finishing the page in delivery, then exiting.');
+    replica?.coordinator.drain();
     controller.abort(new Error(`received ${signal}`));
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let outcomes: SourceOutcome[];
   try {
-    outcomes = await built.pipeline.run(controller.signal);
+    const running = built.pipeline.run(controller.signal);
+    // The coordinator adds the sources whose leases it takes once the pipeline is up.
+    const join: { error?: Error } = {};
+    if (replica) {
+      await replica.coordinator.start().catch((err: unknown) => {
+        join.error = err instanceof Error ? err : new Error(String(err));
+        controller.abort(err);
+      });
+    }
+    outcomes = await running;
+    if (join.error) throw join.error;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    await built.close();
+    // A replica releases its leases only now, once every source committed its last page.
+    await (replica ?? built).close();
   }
   const failed = outcomes.filter((o) => o.status === 'halted' || o.status === 'failed');
   log.info({ outcomes: outcomes.map((o) => ({ source: o.source, status: o.status })) }, 'Stopped.');

@@ -58,6 +58,11 @@ export interface SourceContext {
   configPath?: string;
   /** The config's global outbound `proxy` block, if any (a source may have its own, which replaces it). */
   proxy?: ProxyConfig | undefined;
+  /**
+   * Set on a replica sharing its sources (state.backend: postgres): its node id goes into the User-Agent,
+   * and every request first awaits `ensureLease` (rejects with LEASE_LOST when the source is gone).
+   */
+  cluster?: { nodeId: string; ensureLease(source: string): Promise<void> };
 }
 
 /** A source type. Each source folder exports one; `src/sources/index.ts` lists them. */

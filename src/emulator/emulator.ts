@@ -119,6 +119,10 @@ export interface RequestLogEntry {
   oauthClient?: string;
   /** Local clock, epoch ms, when the request arrived. */
   at: number;
+  /** When the response finished or the connection closed (null while in flight). */
+  endedAt: number | null;
+  /** The client's User-Agent: a replica names its node there, so a test can tell who polled when. */
+  userAgent: string | null;
   /** Events in the body when a full page was sent. */
   events: number;
 }
@@ -609,10 +613,15 @@ export class OktaEmulator {
       status: null,
       tokenIndex: null,
       at: Date.now(),
+      endedAt: null,
+      userAgent: req.headers['user-agent'] ?? null,
       events: 0,
     };
     this.inFlight++;
-    res.once('close', () => this.inFlight--);
+    res.once('close', () => {
+      this.inFlight--;
+      entry.endedAt = Date.now();
+    });
     res.on('error', () => undefined);
     const overConcurrency =
       this.options.concurrencyLimit !== undefined && this.inFlight > this.options.concurrencyLimit;

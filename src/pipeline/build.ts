@@ -1,4 +1,5 @@
 import type { Config, SinkConfig, SourceConfig } from '../config/schema.js';
+import type { CheckpointStore } from '../core/checkpoint.js';
 import { OktailError } from '../core/errors.js';
 import type { Sink } from '../core/sink.js';
 import type { SinkContext, SinkRegistration, SourceContext, SourceRegistration } from '../core/registry.js';
@@ -23,6 +24,11 @@ export interface BuildOptions {
   configPath?: string;
   /** Keep running with no source left: sources are added at run time (see PipelineOptions.keepAlive). */
   keepAlive?: boolean;
+  /**
+   * A replica sharing its sources with others (state.backend: postgres): the shared store, and the
+   * cluster hooks every source gets. No source starts with the pipeline: the cluster adds those it owns.
+   */
+  cluster?: { store: CheckpointStore; context: NonNullable<SourceContext['cluster']> };
 }
 
 export interface BuiltSource {
@@ -85,6 +91,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
         onClose: (c) => steps.push(c),
         configPath: options.configPath,
         proxy: config.proxy,
+        ...(options.cluster ? { cluster: options.cluster.context } : {}),
       };
       // A name reused (a source edited and started again) first releases what the old one held.
       await closeSource(name);
@@ -98,7 +105,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       }
     };
     const sources: PipelineSource[] = [];
-    for (const [name, cfg] of Object.entries(config.sources)) {
+    for (const [name, cfg] of Object.entries(options.cluster ? {} : config.sources)) {
       sources.push((await createSource(name, cfg)).source);
     }
     const context: SinkContext = {
@@ -114,7 +121,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       sinks.push(sink);
       closers.push(() => sink.close());
     }
-    const store = new FileCheckpointStore(config.data_dir);
+    const store = options.cluster?.store ?? new FileCheckpointStore(config.data_dir);
     const pipeline = new Pipeline({
       sources,
       sinks,
@@ -122,7 +129,7 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       telemetry: options.telemetry,
       log: options.log,
       once: options.once ?? false,
-      keepAlive: options.keepAlive ?? false,
+      keepAlive: (options.keepAlive ?? false) || options.cluster !== undefined,
     });
     return { pipeline, createSource, close };
   } catch (err) {

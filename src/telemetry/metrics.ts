@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ReadinessTracker, type Readiness, type ReadinessSource } from './readiness.js';
 import type { TelemetryEvent, TelemetrySink } from './telemetry.js';
+import type { ClusterTelemetry } from '../cluster/coordinator.js';
 
 export interface MetricsTelemetryOptions {
   /** Every happening is forwarded here after the metrics are updated (the log, progress). */
@@ -13,6 +14,8 @@ export interface MetricsTelemetryOptions {
   defaultMetrics?: boolean;
   version?: string;
   now?: () => number;
+  /** A replica sharing its sources (state.backend: postgres): cluster metrics, readiness of owned sources. */
+  cluster?: boolean;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -22,7 +25,7 @@ const REQUEST_BUCKETS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
  * Prometheus metrics fed by the telemetry catalogue, in front of the log: the pipeline still calls one
  * TelemetrySink. Labels are only configured names and status codes, never URLs or anything secret.
  */
-export class MetricsTelemetry implements TelemetrySink {
+export class MetricsTelemetry implements TelemetrySink, ClusterTelemetry {
   readonly registry = new Registry();
   readonly readiness: ReadinessTracker;
   readonly #next: TelemetrySink;
@@ -58,6 +61,12 @@ export class MetricsTelemetry implements TelemetrySink {
   readonly #lastCycle: Gauge<'source'>;
   readonly #scriptErrors: Counter<'source'>;
   readonly #halted: Gauge<'source'>;
+  readonly #cluster: {
+    owned: Gauge;
+    renewals: Counter;
+    lost: Counter;
+    takeovers: Counter;
+  } | null = null;
 
   constructor(options: MetricsTelemetryOptions) {
     this.#next = options.next;
@@ -238,7 +247,46 @@ export class MetricsTelemetry implements TelemetrySink {
         this.#writtenBytes.inc({ sink: sink.name, source }, 0);
       }
     }
+    if (options.cluster) {
+      this.#cluster = {
+        owned: gauge('oktail_cluster_sources_owned', 'Sources whose lease this replica holds.', []),
+        renewals: counter('oktail_cluster_lease_renewals_total', 'Leases renewed by this replica.', []),
+        lost: counter(
+          'oktail_cluster_lease_lost_total',
+          'Leases this replica lost (not renewed in time; another replica may hold them).',
+          [],
+        ),
+        takeovers: counter(
+          'oktail_cluster_takeovers_total',
+          'Sources this replica took over from a replica whose lease expired.',
+          [],
+        ),
+      };
+      this.#cluster.owned.set(0);
+      for (const c of [this.#cluster.renewals, this.#cluster.lost, this.#cluster.takeovers]) c.inc(0);
+      this.readiness.own([]);
+    }
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  clusterSourcesOwned(e: { sources: number }): void {
+    this.#cluster?.owned.set(e.sources);
+  }
+
+  clusterLeasesRenewed(e: { leases: number }): void {
+    this.#cluster?.renewals.inc(e.leases);
+  }
+
+  clusterLeaseLost(_e: { source: string }): void {
+    this.#cluster?.lost.inc();
+  }
+
+  clusterTakeover(_e: { source: string; previousOwner: string }): void {
+    this.#cluster?.takeovers.inc();
+  }
+
+  clusterOwnership(e: { sources: string[] }): void {
+    if (this.#cluster) this.readiness.own(e.sources);
   }
 
   /** Prometheus text exposition of every metric. */

@@ -23,6 +23,8 @@ export interface Readiness {
 
 interface Tracked {
   staleAfterMs: number;
+  /** When this process started collecting the source (its grace period before a first cycle). */
+  startedMs: number;
   lastProgressMs: number | null;
   halted: { code: string; error: string } | null;
 }
@@ -34,14 +36,37 @@ interface Tracked {
 export class ReadinessTracker {
   readonly #sources = new Map<string, Tracked>();
   readonly #now: () => number;
-  readonly #startedMs: number;
+  /** On a replica sharing its sources: the ones it collects now; null: every configured source. */
+  #owned: Set<string> | null = null;
 
   constructor(sources: readonly ReadinessSource[], now: () => number = Date.now) {
     this.#now = now;
-    this.#startedMs = now();
+    const startedMs = now();
     for (const s of sources) {
-      this.#sources.set(s.name, { staleAfterMs: s.staleAfterMs, lastProgressMs: null, halted: null });
+      this.#sources.set(s.name, {
+        staleAfterMs: s.staleAfterMs,
+        startedMs,
+        lastProgressMs: null,
+        halted: null,
+      });
     }
+  }
+
+  /**
+   * A replica answers only for the sources it owns: one that owns none is a healthy standby (ready). A
+   * source it takes (again) starts afresh, with a new grace period for its first cycle.
+   */
+  own(names: readonly string[]): void {
+    const next = new Set(names);
+    for (const name of next) {
+      const s = this.#sources.get(name);
+      if (s && !this.#owned?.has(name)) {
+        s.startedMs = this.#now();
+        s.lastProgressMs = null;
+        s.halted = null;
+      }
+    }
+    this.#owned = next;
   }
 
   progressed(source: string): void {
@@ -56,7 +81,8 @@ export class ReadinessTracker {
 
   check(): Readiness {
     const now = this.#now();
-    const sources = [...this.#sources].map(([source, s]): SourceReadiness => {
+    const tracked = [...this.#sources].filter(([name]) => this.#owned === null || this.#owned.has(name));
+    const sources = tracked.map(([source, s]): SourceReadiness => {
       const last_progress_at = s.lastProgressMs === null ? null : new Date(s.lastProgressMs).toISOString();
       if (s.halted) {
         return {
@@ -67,7 +93,7 @@ export class ReadinessTracker {
           reason: `halted: ${s.halted.code}: ${s.halted.error}`,
         };
       }
-      const since = s.lastProgressMs ?? this.#startedMs;
+      const since = s.lastProgressMs ?? s.startedMs;
       const secs = Math.round((now - since) / 1000);
       if (now - since <= s.staleAfterMs) {
         return {

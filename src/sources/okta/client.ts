@@ -26,6 +26,11 @@ export interface OktaClientSettings {
   proxy?: ProxySettings | null;
   requestTimeoutMs: number;
   userAgent: string;
+  /**
+   * Awaited before each request to the org; rejects to refuse it (a replica that no longer surely holds
+   * the source's lease must not poll the org while another replica may).
+   */
+  beforeRequest?: () => Promise<void>;
 }
 
 export interface FetchedPage {
@@ -55,11 +60,13 @@ export class OktaHttpClient implements AuthTransport {
   readonly #dispatcher: Dispatcher;
   readonly #timeoutMs: number;
   readonly #userAgent: string;
+  readonly #beforeRequest: (() => Promise<void>) | undefined;
 
   constructor(settings: OktaClientSettings) {
     this.origin = `https://${settings.domain}`;
     this.#timeoutMs = settings.requestTimeoutMs;
     this.#userAgent = settings.userAgent;
+    this.#beforeRequest = settings.beforeRequest;
     this.proxy = settings.proxy ?? null;
     this.#dispatcher = createDispatcher({
       tls: settings.tls,
@@ -98,6 +105,7 @@ export class OktaHttpClient implements AuthTransport {
     if (url.origin !== this.origin) throw this.#foreign(url);
     for (let attempt = 0; ; attempt++) {
       const authHeaders = await this.auth.headers('GET', url, signal);
+      await this.#beforeRequest?.();
       const started = performance.now();
       let res: Dispatcher.ResponseData;
       try {

@@ -45,6 +45,7 @@ export async function createClient(
   name: string,
   cfg: OktaSourceConfig,
   globalProxy?: ProxyConfig,
+  cluster?: SourceContext['cluster'],
 ): Promise<OktaHttpClient> {
   return new OktaHttpClient({
     domain: cfg.domain,
@@ -52,7 +53,9 @@ export async function createClient(
     tls: await tlsSettings(name, cfg),
     proxy: await sourceProxy(name, cfg.domain, cfg.proxy, globalProxy),
     requestTimeoutMs: cfg.request_timeout_secs * 1000,
-    userAgent: `oktail/${VERSION}`,
+    // A replica names itself, so the org's log (and a test's emulator) tells which one polled.
+    userAgent: cluster ? `oktail/${VERSION} (node ${cluster.nodeId})` : `oktail/${VERSION}`,
+    ...(cluster ? { beforeRequest: () => cluster.ensureLease(name) } : {}),
   });
 }
 
@@ -62,7 +65,7 @@ export async function createOktaSource(
   cfg: OktaSourceConfig,
   context: SourceContext,
 ): Promise<PipelineSource> {
-  const client = await createClient(name, cfg, context.proxy);
+  const client = await createClient(name, cfg, context.proxy, context.cluster);
   context.onClose(() => client.close());
   const logic = await loadCollectionScript({
     path: cfg.script ?? undefined,

@@ -1,0 +1,108 @@
+import type { ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RequestLogEntry } from '../../src/emulator/emulator.js';
+import { assertNoSecret, spawnCli, type TestOrg } from './harness.js';
+
+/** Replicas of one config sharing `orgs` through PostgreSQL at `url`, all into a postgres sink there. */
+export async function writeClusterConfig(options: {
+  dir: string;
+  orgs: readonly TestOrg[];
+  url: string;
+  leaseSecs: number;
+  intervalSecs?: number;
+  startFrom?: string;
+  api?: boolean;
+}): Promise<{ file: string; env: Record<string, string>; names: string[] }> {
+  const names = options.orgs.map((_, i) => `org${i}`);
+  const env: Record<string, string> = { PG_URL: options.url };
+  const lines = [
+    `data_dir: ${JSON.stringify(join(options.dir, 'data'))}`,
+    'state:',
+    '  backend: postgres',
+    '  url: ${PG_URL}',
+    `  lease_secs: ${options.leaseSecs}`,
+    '  node_id: ${NODE_ID}',
+    ...(options.api ? ['api:', '  address: 127.0.0.1:${API_PORT}'] : []),
+    'sources:',
+  ];
+  options.orgs.forEach((org, i) => {
+    env[`TOKEN_${i}`] = org.token;
+    lines.push(
+      `  ${names[i]}:`,
+      '    type: okta',
+      `    domain: "${org.domain}"`,
+      `    interval_secs: ${options.intervalSecs ?? 10}`,
+      ...(options.startFrom ? [`    start_from: ${options.startFrom}`] : []),
+      '    request_timeout_secs: 10',
+      '    retry:',
+      '      initial_backoff_ms: 20',
+      '      max_backoff_secs: 1',
+      '    auth:',
+      `      token: \${TOKEN_${i}}`,
+      '    tls:',
+      '      enabled: true',
+      `      ca_file: ${JSON.stringify(org.files.caFile)}`,
+    );
+  });
+  lines.push(
+    'sinks:',
+    '  db:',
+    '    type: postgres',
+    `    inputs: [${names.join(', ')}]`,
+    '    url: ${PG_URL}',
+    '    table: okta_events',
+    '    batch:',
+    '      max_events: 1000',
+    '      max_bytes: 10000000',
+    '      timeout_secs: 1',
+  );
+  const file = join(options.dir, 'cluster.yaml');
+  await writeFile(file, lines.join('\n') + '\n');
+  return { file, env, names };
+}
+
+/** A running replica: its process and what it logged (JSON lines on stderr). */
+export interface ReplicaProcess {
+  nodeId: string;
+  child: ChildProcess;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+export function spawnReplica(file: string, nodeId: string, env: Record<string, string>): ReplicaProcess {
+  const child = spawnCli(['run', '-c', file, '--log-format', 'json', '-q'], { ...env, NODE_ID: nodeId });
+  let err = '';
+  child.stdout!.resume();
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on('close', (code, signal) => {
+      assertNoSecret(err, `replica ${nodeId}'s log`);
+      resolve({ code, signal });
+    }),
+  );
+  return { nodeId, child, stderr: () => err, exited };
+}
+
+/** The node id a replica put in its User-Agent (`oktail/x.y.z (node NAME)`), or null. */
+export function nodeOf(entry: RequestLogEntry): string | null {
+  return /\(node ([^)]+)\)/.exec(entry.userAgent ?? '')?.[1] ?? null;
+}
+
+/**
+ * Pairs of requests to one org from two different replicas whose times overlap: [arrival, end] of one
+ * intersects the other's. A request still in flight counts as lasting until now.
+ */
+export function overlappingRequests(log: readonly RequestLogEntry[]): [RequestLogEntry, RequestLogEntry][] {
+  const spans = log
+    .filter((e) => e.path === '/api/v1/logs')
+    .map((e) => ({ e, node: nodeOf(e), from: e.at, to: e.endedAt ?? Date.now() }))
+    .sort((a, b) => a.from - b.from);
+  const out: [RequestLogEntry, RequestLogEntry][] = [];
+  for (let i = 0; i < spans.length; i++) {
+    for (let j = i + 1; j < spans.length && spans[j]!.from <= spans[i]!.to; j++) {
+      if (spans[j]!.node !== spans[i]!.node) out.push([spans[i]!.e, spans[j]!.e]);
+    }
+  }
+  return out;
+}
