@@ -104,7 +104,7 @@ describe('chaos: replicas killed, restarted and frozen while collecting 8 orgs',
       const slot = random.int(3);
       const victim = live[slot]!;
       if (!froze && performance.now() - started > CHAOS_MS / 3) {
-        const { rows: held } = await server.query(
+        const { rows: held } = await server.query<{ source: string }>(
           'SELECT source FROM oktail_sources WHERE owner = $1 AND lease_expires_at > now()',
           [victim.nodeId],
           'chaos',
@@ -118,7 +118,7 @@ describe('chaos: replicas killed, restarted and frozen while collecting 8 orgs',
             async () => {
               const { rows } = await server.query(
                 'SELECT source FROM oktail_sources WHERE source = ANY($1) AND owner <> $2 AND lease_expires_at > now()',
-                [held.map((r: { source: string }) => r.source), victim.nodeId],
+                [held.map((r) => r.source), victim.nodeId],
                 'chaos',
               );
               return rows.length === held.length;
