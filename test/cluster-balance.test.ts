@@ -10,6 +10,7 @@ import {
   spawnReplica,
   writeClusterConfig,
   type ReplicaProcess,
+  eventCount,
 } from './support/cluster.js';
 
 const server = new PostgresServer();
@@ -111,12 +112,7 @@ describe('replicas balancing sources through PostgreSQL', () => {
     const all = events.flat();
     await until(
       async () => {
-        const { rows } = await server.query<{ n: string }>(
-          'SELECT count(*) AS n FROM okta_events',
-          [],
-          db.name,
-        );
-        return Number(rows[0]!.n) === all.length;
+        return (await eventCount(server, db.name)) === all.length;
       },
       'every event in the table',
       60_000,

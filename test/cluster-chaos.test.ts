@@ -12,6 +12,7 @@ import {
   spawnReplica,
   writeClusterConfig,
   type ReplicaProcess,
+  eventCount,
 } from './support/cluster.js';
 
 const server = new PostgresServer();
@@ -148,12 +149,7 @@ describe('chaos: replicas killed, restarted and frozen while collecting 8 orgs',
     const total = served.reduce((n, e) => n + e.length, 0);
     await until(
       async () => {
-        const { rows } = await server.query<{ n: string }>(
-          'SELECT count(*) AS n FROM okta_events',
-          [],
-          'chaos',
-        );
-        return Number(rows[0]!.n) >= total;
+        return (await eventCount(server, 'chaos')) >= total;
       },
       `all ${total} events in the table`,
       90_000,

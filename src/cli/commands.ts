@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { scriptCommand } from './script.js';
 import { stateCommand } from './state.js';
 import { configCommand } from './config-cmd.js';
+import { clusterCommand } from './cluster.js';
 
 /** Every subcommand, in the order `oktail --help` lists them. */
 export function registerCommands(program: Command): void {
@@ -13,6 +14,7 @@ export function registerCommands(program: Command): void {
   program.addCommand(checkCommand());
   program.addCommand(validateCommand());
   program.addCommand(stateCommand());
+  program.addCommand(clusterCommand());
   program.addCommand(configCommand());
   program.addCommand(demoCommand());
   program.addCommand(scriptCommand());

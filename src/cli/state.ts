@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { Command } from '@commander-js/extra-typings';
 import type { Config } from '../config/schema.js';
-import type { Checkpoint } from '../core/checkpoint.js';
+import type { Checkpoint, SourceCheckpoint } from '../core/checkpoint.js';
 import { OktailError } from '../core/errors.js';
 import type { JsonValue } from '../core/json.js';
 import { FileCheckpointStore, parseCheckpoint } from '../pipeline/checkpoint-file.js';
@@ -10,27 +10,65 @@ import { EXIT_FAILURE } from './exit-codes.js';
 
 interface StateContext {
   config: Config;
-  store: FileCheckpointStore;
   checkpoint: Checkpoint;
+  /** Where the checkpoint lives, for messages: the state file, or the state database (no password). */
+  where: string;
+  /** Takes more sources from running replicas (postgres); the data_dir lock already covers a file. */
+  lock: (sources: readonly string[]) => Promise<void>;
+  /** Writes one source's checkpoint (null: forget it), leaving the others as they are. */
+  commitSource: (source: string, entry: SourceCheckpoint | null) => Promise<void>;
+  /** Replaces the whole checkpoint. */
+  replace: (checkpoint: Checkpoint) => Promise<void>;
 }
 
 /**
  * Runs `fn` holding the data directory's lock, so a state command never reads a checkpoint a running
- * collector is about to replace, nor writes one under it.
+ * collector is about to replace, nor writes one under it. With the state in PostgreSQL it holds the
+ * leases of the sources `lock` names instead, taken as a replica would (refused while a replica runs them).
  */
 async function withState<T>(
   configFile: string,
   command: string,
   fn: (ctx: StateContext) => Promise<T>,
+  options: { lock?: (config: Config) => string[] } = {},
 ): Promise<T> {
   const { loadConfig } = await import('../config/load.js');
   // State commands never contact Okta: they must work without the token's variable set.
-  const config = await loadConfig(configFile, process.env, { secrets: 'unresolved' });
+  const config = await loadConfig(configFile, process.env, { secrets: 'state' });
+  if (config.state?.backend === 'postgres') {
+    const { StateAdmin } = await import('../cluster/admin.js');
+    const admin = await StateAdmin.open(config.state, command);
+    try {
+      await admin.lock(options.lock?.(config) ?? []);
+      const checkpoint = await admin.store.load();
+      return await fn({
+        config,
+        checkpoint,
+        where: admin.where,
+        lock: (sources) => admin.lock(sources),
+        commitSource: (source, entry) => admin.store.commitSource(source, entry),
+        replace: (cp) => admin.store.commit(cp),
+      });
+    } finally {
+      await admin.close();
+    }
+  }
   const lock = await DataDirLock.acquire(config.data_dir, command);
   try {
     const store = new FileCheckpointStore(config.data_dir);
     const checkpoint = await store.load();
-    return await fn({ config, store, checkpoint });
+    return await fn({
+      config,
+      checkpoint,
+      where: store.path,
+      lock: async () => {},
+      commitSource: async (source, entry) => {
+        if (entry === null) delete checkpoint.sources[source];
+        else checkpoint.sources[source] = entry;
+        await store.commit(checkpoint);
+      },
+      replace: (cp) => store.commit(cp),
+    });
   } finally {
     await lock.release();
   }
@@ -169,42 +207,48 @@ export function stateCommand() {
       if (startFrom !== undefined && !isIsoDateTime(startFrom)) {
         throw usage(`--start-from must be an ISO 8601 date-time with a timezone, e.g. 2025-01-15T08:30:00Z`);
       }
-      await withState(opts.config, 'state reset', async ({ config, store, checkpoint }) => {
-        const cfg = config.sources[source];
-        const previous = checkpoint.sources[source];
-        if (!cfg && !previous) throw usage(`There is no source "${source}" in the config or the checkpoint`);
-        let from: string;
-        if (startFrom !== undefined) {
-          if (!cfg)
-            throw usage(`--start-from needs source "${source}" in the config (its domain and script)`);
-          // The collection script decides what a start looks like, exactly as a first run would.
-          const { loadCollectionScript } = await import('../script/index.js');
-          const logic = await loadCollectionScript({
-            path: cfg.script ?? undefined,
-            log: (level, message) => {
-              if (level === 'warn' || level === 'error') process.stderr.write(`warning: ${message}\n`);
-            },
-          });
-          const now = new Date().toISOString();
-          try {
-            from = new Date(startFrom).toISOString();
-            const initial = await logic.initialState({ startFrom: from, now });
-            checkpoint.sources[source] = { domain: cfg.domain, state: initial, committed_at: now };
-          } finally {
-            await logic.close();
+      await withState(
+        opts.config,
+        'state reset',
+        async ({ config, checkpoint, commitSource }) => {
+          const cfg = config.sources[source];
+          const previous = checkpoint.sources[source];
+          if (!cfg && !previous)
+            throw usage(`There is no source "${source}" in the config or the checkpoint`);
+          let from: string;
+          if (startFrom !== undefined) {
+            if (!cfg)
+              throw usage(`--start-from needs source "${source}" in the config (its domain and script)`);
+            // The collection script decides what a start looks like, exactly as a first run would.
+            const { loadCollectionScript } = await import('../script/index.js');
+            const logic = await loadCollectionScript({
+              path: cfg.script ?? undefined,
+              log: (level, message) => {
+                if (level === 'warn' || level === 'error') process.stderr.write(`warning: ${message}\n`);
+              },
+            });
+            const now = new Date().toISOString();
+            try {
+              from = new Date(startFrom).toISOString();
+              const initial = await logic.initialState({ startFrom: from, now });
+              checkpoint.sources[source] = { domain: cfg.domain, state: initial, committed_at: now };
+            } finally {
+              await logic.close();
+            }
+          } else {
+            delete checkpoint.sources[source];
+            from = cfg
+              ? (cfg.start_from ?? 'now (the time of the next run)')
+              : 'nowhere: it is not in the config';
           }
-        } else {
-          delete checkpoint.sources[source];
-          from = cfg
-            ? (cfg.start_from ?? 'now (the time of the next run)')
-            : 'nowhere: it is not in the config';
-        }
-        await store.commit(checkpoint);
-        process.stdout.write(`Reset source ${source}; the next run starts from ${from}.\n`);
-        const current = checkpoint.sources[source];
-        if (current) process.stdout.write(`New state: ${JSON.stringify(current.state)}\n`);
-        if (previous) process.stdout.write(`Previous state: ${JSON.stringify(previous)}\n`);
-      });
+          await commitSource(source, checkpoint.sources[source] ?? null);
+          process.stdout.write(`Reset source ${source}; the next run starts from ${from}.\n`);
+          const current = checkpoint.sources[source];
+          if (current) process.stdout.write(`New state: ${JSON.stringify(current.state)}\n`);
+          if (previous) process.stdout.write(`Previous state: ${JSON.stringify(previous)}\n`);
+        },
+        { lock: () => [source] },
+      );
     });
 
   state
@@ -228,23 +272,35 @@ export function stateCommand() {
         throw usage(`Cannot read ${file}: ${err.code ?? err.message}`);
       });
       const incoming = parseImport(text, file === '-' ? 'stdin' : file);
-      await withState(opts.config, 'state import', async ({ config, store, checkpoint }) => {
-        const existing = [...Object.keys(checkpoint.sources), ...Object.keys(checkpoint.sinks)];
-        if (existing.length > 0 && opts.force !== true) {
-          process.stderr.write(
-            `oktail: ${store.path} already holds state (${existing.join(', ')}); ` +
-              'export it first if you need it, then import with --force to replace it\n',
+      await withState(
+        opts.config,
+        'state import',
+        async ({ config, checkpoint, where, lock, replace }) => {
+          const existing = [...Object.keys(checkpoint.sources), ...Object.keys(checkpoint.sinks)];
+          if (existing.length > 0 && opts.force !== true) {
+            process.stderr.write(
+              `oktail: ${where} already holds state (${existing.join(', ')}); ` +
+                'export it first if you need it, then import with --force to replace it\n',
+            );
+            process.exitCode = EXIT_FAILURE;
+            return;
+          }
+          // Sources only the database knows are replaced too: no replica may be running them either.
+          await lock(
+            Object.keys(checkpoint.sources).filter((s) => !(s in config.sources) && !(s in incoming.sources)),
           );
-          process.exitCode = EXIT_FAILURE;
-          return;
-        }
-        await store.commit(incoming);
-        process.stdout.write(
-          `Imported ${Object.keys(incoming.sources).length} source(s) and ` +
-            `${Object.keys(incoming.sinks).length} sink(s) into ${store.path}.\n`,
-        );
-        for (const warning of importWarnings(config, incoming)) process.stderr.write(`warning: ${warning}\n`);
-      });
+          await replace(incoming);
+          process.stdout.write(
+            `Imported ${Object.keys(incoming.sources).length} source(s) and ` +
+              `${Object.keys(incoming.sinks).length} sink(s) into ${where}.\n`,
+          );
+          for (const warning of importWarnings(config, incoming))
+            process.stderr.write(`warning: ${warning}\n`);
+        },
+        {
+          lock: (config) => [...new Set([...Object.keys(config.sources), ...Object.keys(incoming.sources)])],
+        },
+      );
     });
 
   return state;

@@ -30,9 +30,11 @@ export interface ParseOptions {
   /**
    * `unresolved`: secret values keep their `${VAR}` text, read from no variable, so commands that never
    * contact Okta (`state ...`) load without the token set. Such a config must never reach a client.
+   * `state`: as `unresolved`, except that secrets under `state` are required (the state database's URL)
+   * and other secrets whose variables are all set are resolved (a postgres sink's URL, often the same).
    * Default `required`.
    */
-  secrets?: 'required' | 'unresolved';
+  secrets?: 'required' | 'unresolved' | 'state';
 }
 
 /** Reads, interpolates and validates a config file. Throws ConfigError listing every problem. */
@@ -297,7 +299,7 @@ function interpolateDocument(
   doc: Document,
   env: NodeJS.ProcessEnv,
   isSecret: (path: readonly PathSegment[]) => boolean,
-  secrets: 'required' | 'unresolved',
+  secrets: 'required' | 'unresolved' | 'state',
 ): DocumentInterpolation {
   const out: DocumentInterpolation = { problems: [], variables: new WeakMap(), secrets: new Set() };
   const visit = (node: unknown, path: PathSegment[]): void => {
@@ -307,7 +309,10 @@ function interpolateDocument(
       node.items.forEach((item, index) => visit(item, [...path, index]));
     } else if (isScalar(node)) {
       const secret = isSecret(path);
-      if (secrets === 'unresolved' && secret) return;
+      if (secret && secrets === 'unresolved') return;
+      if (secret && secrets === 'state' && path[0] !== 'state') {
+        if (typeof node.value !== 'string' || interpolate(node.value, env).problems.length > 0) return;
+      }
       interpolateScalar(node, path, env, out, secret);
     }
   };

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RequestLogEntry } from '../../src/emulator/emulator.js';
 import { assertNoSecret, spawnCli, type TestOrg } from './harness.js';
+import type { PostgresServer } from './postgres.js';
 
 /** Replicas of one config sharing `orgs` through PostgreSQL at `url`, all into a postgres sink there. */
 export async function writeClusterConfig(options: {
@@ -15,7 +16,8 @@ export async function writeClusterConfig(options: {
   api?: boolean;
 }): Promise<{ file: string; env: Record<string, string>; names: string[] }> {
   const names = options.orgs.map((_, i) => `org${i}`);
-  const env: Record<string, string> = { PG_URL: options.url };
+  // NODE_ID: each replica sets its own; commands (cluster status, state) need it set to anything.
+  const env: Record<string, string> = { PG_URL: options.url, NODE_ID: 'operator' };
   const lines = [
     `data_dir: ${JSON.stringify(join(options.dir, 'data'))}`,
     'state:',
@@ -105,4 +107,16 @@ export function overlappingRequests(log: readonly RequestLogEntry[]): [RequestLo
     }
   }
   return out;
+}
+
+/** Rows in the postgres sink's table (0 until the first write created it). */
+export async function eventCount(server: PostgresServer, database: string): Promise<number> {
+  const exists = await server.query<{ t: string | null }>(
+    "SELECT to_regclass('okta_events') AS t",
+    [],
+    database,
+  );
+  if (exists.rows[0]!.t === null) return 0;
+  const { rows } = await server.query<{ n: string }>('SELECT count(*) AS n FROM okta_events', [], database);
+  return Number(rows[0]!.n);
 }
