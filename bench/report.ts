@@ -14,6 +14,7 @@ import type {
   Machine,
 } from './results.js';
 import type { StartupResult } from './startup.js';
+import { scaleSection, type ScaleResult } from './scale.js';
 
 export async function machine(): Promise<Machine> {
   let cpu = cpus()[0]?.model ?? 'unknown';
@@ -191,6 +192,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
   const m = await load<MillionResult>(resultsDir, 'rss-1m');
   const st = await load<StartupResult>(resultsDir, 'startup');
   const sk = await load<SinksResult>(resultsDir, 'sinks');
+  const sc = await load<ScaleResult>(resultsDir, 'scale');
   const any = t ?? limited ?? shared ?? m ?? sk;
   const out: string[] = [
     '# Performance',
@@ -307,6 +309,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
     );
   }
   if (sk) out.push(...sinksSection(sk));
+  if (sc) out.push(...scaleSection(sc));
   // Formatted as `npm run lint` expects, so the generated file never fails the check.
   const prettier = await import('prettier');
   const options = (await prettier.resolveConfig(path)) ?? {};

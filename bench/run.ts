@@ -3,7 +3,7 @@
  * process, against the project's Okta emulator in another process over HTTPS on loopback. Writes
  * bench/results/<scenario>.json and docs/performance.md.
  *
- *   node bench/tmp/bench/run.js [--quick] [--only startup,throughput,rate-limited,shared-bucket,rss-1m,sinks]
+ *   node bench/tmp/bench/run.js [--quick] [--only startup,throughput,rate-limited,shared-bucket,rss-1m,sinks,scale]
  *                               [--events N] [--rounds R] [--baseline-build DIR]
  *                               [--sink-events N] [--sink-rounds R]
  *
@@ -45,6 +45,7 @@ import {
   type ThroughputResult,
   type WindowUse,
 } from './results.js';
+import { scale, type ScaleResult } from './scale.js';
 import { startup, type StartupResult } from './startup.js';
 import { readServed, verifyOutput, type OutputForm } from './verify.js';
 
@@ -725,7 +726,15 @@ async function runSink(
 
 // ------------------------------------------------------------------------------------------ main
 
-const SCENARIOS = ['startup', 'throughput', 'rate-limited', 'shared-bucket', 'rss-1m', 'sinks'] as const;
+const SCENARIOS = [
+  'startup',
+  'throughput',
+  'rate-limited',
+  'shared-bucket',
+  'rss-1m',
+  'sinks',
+  'scale',
+] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 async function main(): Promise<void> {
@@ -775,6 +784,7 @@ async function main(): Promise<void> {
     'rss-1m': MillionResult;
     startup: StartupResult;
     sinks: SinksResult;
+    scale: ScaleResult;
   }> = {};
   if (only.includes('startup')) {
     results.startup = await startup({
@@ -801,6 +811,8 @@ async function main(): Promise<void> {
   if (only.includes('shared-bucket')) results['shared-bucket'] = await sharedBucket(env);
   if (only.includes('rss-1m')) results['rss-1m'] = await million(env);
   if (only.includes('sinks')) results.sinks = await sinks(env, command);
+  if (only.includes('scale'))
+    results.scale = await scale({ machine: env.machine, root: ROOT, workDir, quick });
   env.machine.loadAfter = loadavg().map((n) => Math.round(n * 100) / 100);
   const minutes = ((performance.now() - started) / 60_000).toFixed(1);
   console.log(`Done in ${minutes} min.`);
