@@ -112,7 +112,7 @@ function spawnOktail(root: string, args: string[], env: Record<string, string>):
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  child.stderr!.resume();
+  child.stderr.resume();
   return child;
 }
 
@@ -353,8 +353,13 @@ export async function scale(options: {
 export function scaleSection(r: ScaleResult): string[] {
   const c = r.cluster;
   const s = r.single;
+  const load = r.machine.loadBefore.map((n) => n.toFixed(1)).join(', ');
   return [
     '## Scale: many orgs, and replicas sharing them',
+    '',
+    `Measured ${r.machine.date.slice(0, 16).replace('T', ' ')} UTC on ${r.machine.cores} cores shared with other work ` +
+      `(load averages ${load} at the start): the rates below are lower bounds for this machine, the memory and ` +
+      'takeover figures depend little on it. The emulators run in the bench process, the collectors in their own.',
     '',
     `One process (file backend) collecting ${s.orgs} emulated orgs at once: the backfill of ${s.eventsPerOrg} events per org ` +
       `(\`run --once\`) took ${(s.backfillMs / 1000).toFixed(1)} s, **${s.eventsPerSec.toLocaleString('en-US')} events/s**. Idle, ` +

@@ -28,7 +28,7 @@ describe('readiness of a replica sharing its sources', () => {
   });
 
   it('forgets a halt once the source is handed over and taken again', () => {
-    let now = 0;
+    const now = 0;
     const tracker = new ReadinessTracker(sources, () => now);
     tracker.own(['a']);
     tracker.halted('a', 'OKTA_AUTH', 'token revoked');
