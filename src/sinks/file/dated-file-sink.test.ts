@@ -2,7 +2,6 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { SinkCheckpoint } from '../../core/sink.js';
 import { batchFromNdjson } from '../../core/event-batch.js';
 import { silentLogger } from '../../telemetry/logger.js';
 import { DatedFileSink, parsePublished } from './dated-file-sink.js';
@@ -122,7 +121,7 @@ describe('DatedFileSink', () => {
     expect(await uuids(day('2026-03-04'))).toEqual(['a', 'late']);
 
     const again = make();
-    await again.open(committed as unknown as SinkCheckpoint);
+    await again.open(committed);
     expect(await uuids(day('2026-03-04'))).toEqual(['a']);
     expect(await uuids(day('2026-03-05'))).toEqual(['b', 'c']);
     await again.write(page(['late', '2026-03-04T23:59:00.000Z'], ['d', '2026-03-05T00:30:00.000Z']));
