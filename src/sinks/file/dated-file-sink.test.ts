@@ -145,7 +145,7 @@ describe('DatedFileSink', () => {
     await again.close();
   });
 
-  it('ignores a journal when the state no longer has this sink (reset), keeping existing files', async () => {
+  it('ignores a journal when the state no longer has this sink (state.json removed), keeping existing files', async () => {
     const { make, day } = await setup();
     const sink = make();
     await sink.open(undefined);
