@@ -188,6 +188,11 @@ describe('file sink with a dated path', () => {
     const { file, outDir } = await datedConfig(org);
     const kills = 12;
     let rolledBack = 0;
+    let removedFiles = 0;
+    const count = (stderr: string) => {
+      if (/Removed (bytes|a file) written after the last checkpoint/.test(stderr)) rolledBack++;
+      removedFiles += stderr.split('Removed a file written after the last checkpoint').length - 1;
+    };
     for (let round = 0; round < kills; round++) {
       const nth = 1 + (round % 2);
       const point = KILL_POINTS[round % KILL_POINTS.length]!;
@@ -204,17 +209,17 @@ describe('file sink with a dated path', () => {
       }
       const result = await runKilledAt(org, ['run', '--once', '-c', file], { nth, point, outDir });
       expect(result.signal, result.stderr).toBe('SIGKILL');
-      if (/Removed (bytes|a file) written after the last checkpoint/.test(result.stderr)) rolledBack++;
+      count(result.stderr);
     }
     org.emulator.randomFaults(null);
     const final = await runCli(['run', '--once', '-c', file], { env: org.env });
     expect(final.code, final.stderr).toBe(0);
-    if (/Removed (bytes|a file) written after the last checkpoint/.test(final.stderr)) rolledBack++;
+    count(final.stderr);
     expect(await compareDated(outDir, org.emulator.allEvents())).toBeNull();
     const days = (await datedFiles(outDir)).size;
     console.log(
       `dated crash loop: ${kills} SIGKILLs, ${org.emulator.eventCount} events in ${days} daily files, ` +
-        `${rolledBack} restarts rolled back uncommitted writes`,
+        `${rolledBack} restarts rolled back uncommitted writes (${removedFiles} new files removed)`,
     );
     expect(days).toBeGreaterThan(5);
   }, 600_000);

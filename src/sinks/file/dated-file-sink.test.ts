@@ -107,6 +107,26 @@ describe('DatedFileSink', () => {
     expect(await uuids(day('2026-03-05'))).toEqual(['c']);
   });
 
+  it('removes a torn new file, and a second start before the next commit changes nothing', async () => {
+    const { make, day } = await setup();
+    const sink = make();
+    await sink.open(undefined);
+    await sink.write(page(['a', '2026-03-04T22:00:00.000Z']));
+    const committed = sink.checkpoint();
+    await sink.write(page(['b', '2026-03-04T23:00:00.000Z'], ['c', '2026-03-05T00:10:00.000Z']));
+    await sink.close();
+    // A torn line at the end of the new file, as a crash in the middle of its write leaves.
+    await writeFile(day('2026-03-05'), '{"uuid":"c","publ', { flag: 'a' });
+    for (let i = 0; i < 2; i++) {
+      const again = make();
+      await again.open(committed);
+      expect(again.checkpoint()).toEqual(committed);
+      await again.close();
+      expect(await uuids(day('2026-03-04'))).toEqual(['a']);
+      expect(await text(day('2026-03-05'))).toBeNull();
+    }
+  });
+
   it('takes a late event back out of an earlier day the checkpoint no longer names', async () => {
     const { make, day } = await setup();
     const sink = make();
