@@ -13,12 +13,10 @@ export interface SyslogDriverOptions {
   facility: number;
   /** TLS client options (CA, client certificate, verification), for mode 'tls'. */
   tls?: ConnectionOptions;
-  /**
-   * How long a new TLS connection whose receiver asked for a client certificate must stay open before
-   * the first batch goes out (default 1000 ms). See `#awaitVerdict`.
-   */
-  verdictMs?: number;
 }
+
+/** How long a new TLS connection whose receiver asked for a client certificate must stay open before use. */
+const VERDICT_MS = 1000;
 
 /** The receiver hung up right after a TLS handshake in which it asked for a client certificate. */
 class ClientCertificateRefused extends Error {}
@@ -203,12 +201,11 @@ export class SyslogDriver implements SinkDriver {
    * missing certificate shows as the receiver hanging up a moment after 'secureConnect'. A batch written
    * in that moment would count as delivered and be lost. So when the receiver asked for a certificate
    * (a client sees signature algorithms shared with the peer only from a CertificateRequest), the new
-   * connection is used only once it stayed open for `verdictMs`; the receiver's verdict takes a round
+   * connection is used only once it stayed open for VERDICT_MS; the receiver's verdict takes a round
    * trip and a certificate check, far less than that. Connections are long-lived: this costs once each.
    */
   async #awaitVerdict(conn: Connection, socket: TLSSocket, signal: AbortSignal): Promise<void> {
     if (socket.getSharedSigalgs().length === 0) return;
-    const verdictMs = this.#o.verdictMs ?? 1000;
     await new Promise<void>((resolve, reject) => {
       const finish = (err?: Error) => {
         clearTimeout(timer);
@@ -222,7 +219,7 @@ export class SyslogDriver implements SinkDriver {
       const onClose = () =>
         finish(new ClientCertificateRefused(conn.broken?.message ?? 'closed', { cause: conn.broken }));
       const onAbort = () => finish(new Error('connect timed out or shutting down'));
-      const timer = setTimeout(() => finish(), verdictMs);
+      const timer = setTimeout(() => finish(), VERDICT_MS);
       if (conn.broken || socket.destroyed) {
         onClose();
         return;
