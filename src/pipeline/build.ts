@@ -21,11 +21,24 @@ export interface BuildOptions {
   configDir?: string;
   /** The config file as the user named it, quoted in recovery commands. */
   configPath?: string;
+  /** Keep running with no source left: sources are added at run time (see PipelineOptions.keepAlive). */
+  keepAlive?: boolean;
+}
+
+export interface BuiltSource {
+  source: PipelineSource;
+  /** Releases this source's HTTP connections and script engine (after it was removed from the pipeline). */
+  close(): Promise<void>;
 }
 
 export interface BuiltPipeline {
   pipeline: Pipeline;
-  /** Releases HTTP connections and script engines. */
+  /**
+   * Builds one more source from its config, for `Pipeline.addSource` while running (the console adds
+   * sources, replicas take them over). Its resources are released by its own `close` or by `close()`.
+   */
+  createSource(name: string, config: SourceConfig): Promise<BuiltSource>;
+  /** Releases HTTP connections and script engines of every source and sink. */
   close(): Promise<void>;
 }
 
@@ -40,24 +53,20 @@ async function createSink(name: string, cfg: SinkConfig, context: SinkContext): 
 /** Wires a validated config into a pipeline, each source and sink from its type's registration. */
 export async function buildPipeline(config: Config, options: BuildOptions): Promise<BuiltPipeline> {
   const closers: (() => Promise<void>)[] = [];
+  /** Each source's own release steps, so one source can be torn down while the others run. */
+  const sourceClosers = new Map<string, (() => Promise<void>)[]>();
+  const closeSource = async (name: string) => {
+    const steps = sourceClosers.get(name) ?? [];
+    sourceClosers.delete(name);
+    await Promise.allSettled(steps.map((c) => c()));
+  };
   const close = async () => {
+    await Promise.allSettled([...sourceClosers.keys()].map(closeSource));
     await Promise.allSettled(closers.map((c) => c()));
   };
   try {
     const shared = new Map<string, unknown>();
-    const sourceContext: SourceContext = {
-      log: options.log,
-      telemetry: options.telemetry,
-      shared: <T>(key: string, make: () => T): T => {
-        if (!shared.has(key)) shared.set(key, make());
-        return shared.get(key) as T;
-      },
-      onClose: (c) => closers.push(c),
-      configPath: options.configPath,
-      proxy: config.proxy,
-    };
-    const sources: PipelineSource[] = [];
-    for (const [name, cfg] of Object.entries(config.sources)) {
+    const createSource = async (name: string, cfg: SourceConfig): Promise<BuiltSource> => {
       // Typed as the union's registration: with several source types, find() alone would not say which.
       const registration: SourceRegistration<SourceConfig> | undefined = SOURCES.find(
         (r) => r.type === cfg.type,
@@ -65,7 +74,32 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       if (!registration) {
         throw new OktailError('CONFIG_INVALID', `sources.${name}.type: unknown source type ${cfg.type}`);
       }
-      sources.push(await registration.create(name, cfg, sourceContext));
+      const steps: (() => Promise<void>)[] = [];
+      const context: SourceContext = {
+        log: options.log,
+        telemetry: options.telemetry,
+        shared: <T>(key: string, make: () => T): T => {
+          if (!shared.has(key)) shared.set(key, make());
+          return shared.get(key) as T;
+        },
+        onClose: (c) => steps.push(c),
+        configPath: options.configPath,
+        proxy: config.proxy,
+      };
+      // A name reused (a source edited and started again) first releases what the old one held.
+      await closeSource(name);
+      sourceClosers.set(name, steps);
+      try {
+        const source = await registration.create(name, cfg, context);
+        return { source, close: () => closeSource(name) };
+      } catch (err) {
+        await closeSource(name);
+        throw err;
+      }
+    };
+    const sources: PipelineSource[] = [];
+    for (const [name, cfg] of Object.entries(config.sources)) {
+      sources.push((await createSource(name, cfg)).source);
     }
     const context: SinkContext = {
       log: options.log,
@@ -88,8 +122,9 @@ export async function buildPipeline(config: Config, options: BuildOptions): Prom
       telemetry: options.telemetry,
       log: options.log,
       once: options.once ?? false,
+      keepAlive: options.keepAlive ?? false,
     });
-    return { pipeline, close };
+    return { pipeline, createSource, close };
   } catch (err) {
     await close();
     throw err;

@@ -305,4 +305,109 @@ describe('Pipeline', () => {
     expect(slow.accepted).toEqual(['{"n":1}\n']);
     expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-1' });
   });
+
+  describe('sources added and removed while running', () => {
+    /** A source that serves `pages` once, then nothing, every 10 ms. */
+    function live(name: string, pages: SourcePage[]): PipelineSource {
+      const src = source(name, []);
+      let served = false;
+      src.source = {
+        async *cycle() {
+          if (served) return;
+          served = true;
+          for (const p of pages) yield { ...p, batch: { ...p.batch, source: name } };
+        },
+      };
+      return src;
+    }
+
+    async function waitFor(check: () => Promise<boolean> | boolean): Promise<void> {
+      for (let i = 0; i < 1000 && !(await check()); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(await check()).toBe(true);
+    }
+
+    async function continuous(sources: PipelineSource[], sinks: Sink[]) {
+      const dir = await mkdtemp(join(tmpdir(), 'oktail-pipe-'));
+      const store = new FileCheckpointStore(dir);
+      const log = silentLogger();
+      const controller = new AbortController();
+      const pipeline = new Pipeline({
+        sources,
+        sinks,
+        store,
+        log,
+        telemetry: new LogTelemetry(log),
+        sinkRetryMs: 1,
+        keepAlive: true,
+        drainMs: 60_000,
+      });
+      const done = pipeline.run(controller.signal);
+      return { pipeline, store, controller, done };
+    }
+
+    it('keeps running with no source, collects one added later, and forgets it on removal', async () => {
+      const sink = new MemorySink('a', ['okta']);
+      const { pipeline, store, controller, done } = await continuous([], [sink]);
+      await pipeline.addSource(live('okta', [page(1), page(2)]));
+      expect(pipeline.sourceNames()).toEqual(['okta']);
+      await waitFor(async () => (await store.load()).sources.okta?.state?.next === 'cursor-2');
+      expect(sink.accepted).toEqual(['{"n":1}\n', '{"n":2}\n']);
+      await expect(pipeline.addSource(live('okta', []))).rejects.toThrow(/already running/);
+      expect(await pipeline.removeSource('okta', { forget: true })).toEqual({
+        source: 'okta',
+        status: 'stopped',
+      });
+      expect(pipeline.sourceNames()).toEqual([]);
+      expect((await store.load()).sources.okta).toBeUndefined();
+      controller.abort(new Error('SIGTERM'));
+      // A removed source's outcome went to removeSource's caller.
+      expect(await done).toEqual([]);
+    });
+
+    it('resumes a removed source from its checkpoint when it is added again', async () => {
+      const sink = new MemorySink('a', ['okta']);
+      const seen: JsonObject[] = [];
+      const { pipeline, store, controller, done } = await continuous([live('okta', [page(1)])], [sink]);
+      await waitFor(async () => (await store.load()).sources.okta?.state?.next === 'cursor-1');
+      await pipeline.removeSource('okta');
+      expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-1' });
+      await pipeline.addSource(source('okta', [], seen), ['a']);
+      await waitFor(() => seen.length > 0);
+      expect(seen[0]).toEqual({ next: 'cursor-1' });
+      controller.abort(new Error('SIGTERM'));
+      expect((await done).map((o) => o.status)).toEqual(['stopped']);
+    });
+
+    it('finishes and commits the page in delivery of a removed source; the others keep going', async () => {
+      let release!: () => void;
+      const slow = new (class extends MemorySink {
+        override async write(batch: EventBatch): Promise<WriteResult> {
+          if (batch.source === 'slow') await new Promise<void>((r) => (release = r));
+          return super.write(batch);
+        }
+      })('net', ['slow', 'fast']);
+      slow.kind = 'acknowledged';
+      const { pipeline, store, controller, done } = await continuous(
+        [live('slow', [page(1), page(2)]), live('fast', [page(10)])],
+        [slow],
+      );
+      await waitFor(() => release !== undefined);
+      const removed = pipeline.removeSource('slow');
+      await waitFor(async () => (await store.load()).sources.fast?.state?.next === 'cursor-10');
+      release();
+      expect(await removed).toEqual({ source: 'slow', status: 'stopped' });
+      // The page being delivered was committed; the next one was never fetched.
+      expect((await store.load()).sources.slow?.state).toEqual({ next: 'cursor-1' });
+      expect(slow.accepted).toEqual(['{"n":10}\n', '{"n":1}\n']);
+      controller.abort(new Error('SIGTERM'));
+      expect(await done).toEqual([{ source: 'fast', status: 'stopped' }]);
+    });
+
+    it('refuses to route a source to an unknown sink', async () => {
+      const { pipeline, controller, done } = await continuous([], [new MemorySink('a', [])]);
+      await expect(pipeline.addSource(live('x', []), ['nope'])).rejects.toThrow(/unknown sinks nope/);
+      controller.abort(new Error('SIGTERM'));
+      expect(await done).toEqual([]);
+    });
+  });
 });

@@ -30,7 +30,24 @@ export interface PipelineOptions {
   sinkRetryMs?: number;
   /** On shutdown, how long the page being delivered may still take to reach its sinks. */
   drainMs?: number;
+  /**
+   * Keep running until the signal aborts even with no source left (none configured yet, all halted or
+   * removed): sources come and go at run time (the console adds them, replicas take them over).
+   */
+  keepAlive?: boolean;
   now?: () => Date;
+}
+
+/** A source being collected: its loop, and how to stop it on its own. */
+interface RunningSource {
+  src: PipelineSource;
+  /** Aborted to stop fetching (shutdown or removal). */
+  stop: AbortController;
+  /** Aborted when the page in delivery may no longer finish (drain time over). */
+  delivery: AbortController;
+  done: Promise<SourceOutcome>;
+  /** Set by removeSource: the outcome goes to its caller, not to run()'s result. */
+  removed: boolean;
 }
 
 export interface SourceOutcome {
@@ -65,21 +82,129 @@ export class Pipeline {
    * Restart truncates the file sinks back to the last checkpoint and everything lines up again.
    */
   #poisoned: OktailError | null = null;
+  readonly #running = new Map<string, RunningSource>();
+  /** Outcomes of sources that ended on their own or by shutdown, with the order they were started in. */
+  readonly #outcomes: { order: number; outcome: SourceOutcome }[] = [];
+  #started = 0;
+  /** Settles once run() has opened the sinks and made its first commit: sources may be added from then. */
+  readonly #ready: Promise<void>;
+  #markReady!: (error?: Error) => void;
+  #runSignal: AbortSignal | null = null;
+  #stopped = false;
 
   constructor(options: PipelineOptions) {
     this.#o = options;
     this.#now = options.now ?? (() => new Date());
-    for (const src of options.sources) {
-      const sinks = options.sinks.filter((s) => s.inputs.includes(src.name));
-      this.#acknowledgedBySource.set(
-        src.name,
-        sinks.filter((s) => s.kind === 'acknowledged'),
-      );
-      this.#positionalBySource.set(
-        src.name,
-        sinks.filter((s) => s.kind === 'positional'),
+    this.#ready = new Promise<void>((resolve, reject) => {
+      this.#markReady = (error?: Error) => (error === undefined ? resolve() : reject(error));
+    });
+    // Nobody may be waiting yet; the rejection is seen by addSource callers only.
+    this.#ready.catch(() => {});
+    for (const src of options.sources) this.#route(src.name);
+  }
+
+  /** The sinks a source delivers to: those named, or those whose `inputs` list it. */
+  #route(source: string, sinkNames?: string[]): void {
+    const sinks = this.#o.sinks.filter((s) =>
+      sinkNames ? sinkNames.includes(s.name) : s.inputs.includes(source),
+    );
+    this.#acknowledgedBySource.set(
+      source,
+      sinks.filter((s) => s.kind === 'acknowledged'),
+    );
+    this.#positionalBySource.set(
+      source,
+      sinks.filter((s) => s.kind === 'positional'),
+    );
+  }
+
+  /** Names of the sources being collected now (halted and removed ones are not). */
+  sourceNames(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  /**
+   * Starts collecting a source while the pipeline runs, resuming its checkpoint when it belongs to the
+   * same org. `sinkNames` routes it (default: the sinks whose `inputs` list it). Its starting state is
+   * committed before the first request, as at start-up.
+   */
+  async addSource(src: PipelineSource, sinkNames?: string[]): Promise<void> {
+    await this.#ready;
+    if (this.#stopped || this.#runSignal?.aborted) {
+      throw new OktailError('INTERNAL', `Cannot add source ${src.name}: the pipeline is stopping`);
+    }
+    if (this.#running.has(src.name)) {
+      throw new OktailError(
+        'CONFIG_INVALID',
+        `sources.${src.name}: a source of that name is already running`,
       );
     }
+    if (sinkNames) {
+      const unknown = sinkNames.filter((n) => !this.#o.sinks.some((s) => s.name === n));
+      if (unknown.length > 0) {
+        throw new OktailError('CONFIG_INVALID', `sources.${src.name}: unknown sinks ${unknown.join(', ')}`);
+      }
+    }
+    this.#route(src.name, sinkNames);
+    await this.#commitLock.run(async () => {
+      await this.#initialise(src, this.#checkpoint!);
+      await this.#commit();
+    });
+    this.#start(src);
+  }
+
+  /**
+   * Stops one source while the others go on: it fetches nothing more, and the page it is delivering
+   * reaches its sinks and is committed first (cut short after `drainMs`, leaving it uncommitted, to be
+   * fetched again by whoever collects the source next). `forget` then drops its checkpoint.
+   * Resolves with the source's outcome once its loop ended (undefined when it was not running).
+   */
+  async removeSource(name: string, options: { forget?: boolean } = {}): Promise<SourceOutcome | undefined> {
+    await this.#ready;
+    const running = this.#running.get(name);
+    let outcome: SourceOutcome | undefined;
+    if (running) {
+      running.removed = true;
+      running.stop.abort(new Error(`source ${name} removed`));
+      outcome = await running.done;
+    }
+    if (!this.#running.has(name)) {
+      this.#acknowledgedBySource.delete(name);
+      this.#positionalBySource.delete(name);
+    }
+    if (options.forget && this.#checkpoint?.sources[name] && !this.#running.has(name)) {
+      await this.#commitLock.run(async () => {
+        delete this.#checkpoint!.sources[name];
+        await this.#commit();
+      });
+    }
+    return outcome;
+  }
+
+  /** Runs a source's loop until it ends, stopping it on shutdown with the shared drain time. */
+  #start(src: PipelineSource): void {
+    const signal = this.#runSignal!;
+    const stop = new AbortController();
+    const delivery = new AbortController();
+    let drainTimer: NodeJS.Timeout | undefined;
+    const onStop = () => {
+      drainTimer = setTimeout(() => delivery.abort(stop.signal.reason), this.#o.drainMs ?? 10_000);
+    };
+    stop.signal.addEventListener('abort', onStop, { once: true });
+    const onShutdown = () => stop.abort(signal.reason);
+    signal.addEventListener('abort', onShutdown, { once: true });
+    const order = this.#started++;
+    const running: RunningSource = { src, stop, delivery, removed: false, done: Promise.resolve(null!) };
+    running.done = this.#runSource(src, stop.signal, delivery.signal).then((outcome) => {
+      signal.removeEventListener('abort', onShutdown);
+      clearTimeout(drainTimer);
+      // Nothing waits for this source's deliveries any more: sink helpers may drop what no one will commit.
+      delivery.abort(stop.signal.reason ?? new Error(`source ${src.name} stopped`));
+      if (this.#running.get(src.name) === running) this.#running.delete(src.name);
+      if (!running.removed) this.#outcomes.push({ order, outcome });
+      return outcome;
+    });
+    this.#running.set(src.name, running);
   }
 
   /**
@@ -89,28 +214,34 @@ export class Pipeline {
    */
   async run(signal: AbortSignal): Promise<SourceOutcome[]> {
     const { store, sinks, sources } = this.#o;
-    const checkpoint = await store.load();
-    this.#checkpoint = checkpoint;
-    const delivery = new AbortController();
-    let drainTimer: NodeJS.Timeout | undefined;
-    const onAbort = () => {
-      drainTimer = setTimeout(() => delivery.abort(signal.reason), this.#o.drainMs ?? 10_000);
-    };
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
+    this.#runSignal = signal;
     try {
-      for (const sink of sinks) await sink.open(checkpoint.sinks[sink.name], signal);
-      for (const src of sources) await this.#initialise(src, checkpoint);
-      // Records the starting states and every sink's position before the first request, so a crash
-      // before the first page can neither move a "now" start nor keep bytes no checkpoint covers.
-      await this.#commitLock.run(() => this.#commit());
-      const outcomes = await Promise.all(sources.map((src) => this.#runSource(src, signal, delivery.signal)));
-      return outcomes;
+      const checkpoint = await store.load();
+      this.#checkpoint = checkpoint;
+      try {
+        for (const sink of sinks) await sink.open(checkpoint.sinks[sink.name], signal);
+        for (const src of sources) await this.#initialise(src, checkpoint);
+        // Records the starting states and every sink's position before the first request, so a crash
+        // before the first page can neither move a "now" start nor keep bytes no checkpoint covers.
+        await this.#commitLock.run(() => this.#commit());
+      } catch (err) {
+        this.#markReady(err instanceof Error ? err : new Error(errorMessage(err)));
+        throw err;
+      }
+      this.#markReady();
+      for (const src of sources) this.#start(src);
+      if (this.#o.keepAlive && !this.#o.once && !signal.aborted) {
+        await new Promise<void>((resolve) =>
+          signal.addEventListener('abort', () => resolve(), { once: true }),
+        );
+      }
+      // Sources added while waiting are waited for too.
+      while (this.#running.size > 0) await Promise.all([...this.#running.values()].map((r) => r.done));
+      return this.#outcomes.sort((a, b) => a.order - b.order).map((o) => o.outcome);
     } finally {
-      signal.removeEventListener('abort', onAbort);
-      clearTimeout(drainTimer);
-      // Nothing is waiting for a sink any more: let the helpers drop what no one will commit.
-      delivery.abort(signal.reason ?? new Error('pipeline finished'));
+      this.#stopped = true;
+      for (const r of this.#running.values())
+        r.delivery.abort(signal.reason ?? new Error('pipeline finished'));
       for (const sink of sinks) {
         try {
           await sink.close();
