@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { scriptCommand } from './script.js';
 import { stateCommand } from './state.js';
 import { configCommand } from './config-cmd.js';
+import { consoleCommand } from './console.js';
 
 /** Every subcommand, in the order `oktail --help` lists them. */
 export function registerCommands(program: Command): void {
@@ -14,6 +15,7 @@ export function registerCommands(program: Command): void {
   program.addCommand(validateCommand());
   program.addCommand(stateCommand());
   program.addCommand(configCommand());
+  program.addCommand(consoleCommand());
   program.addCommand(demoCommand());
   program.addCommand(scriptCommand());
 }

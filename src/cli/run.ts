@@ -1,6 +1,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import type { Config, LogFormat, LogLevel } from '../config/schema.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
+import type { ConsoleStatus } from '../console/status.js';
 import type { ApiServer } from '../telemetry/http-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProgressTelemetry } from '../telemetry/progress.js';
@@ -122,7 +123,16 @@ export async function runPipeline(
       });
       telemetry = metrics;
     }
-    return await collect(config, log, telemetry, options);
+    let consoleStatus: ConsoleStatus | null = null;
+    if (config.console && !options.once) {
+      if (options.configPath === undefined) {
+        throw new Error('the console needs the config file it edits');
+      }
+      const { ConsoleStatus } = await import('../console/status.js');
+      consoleStatus = new ConsoleStatus();
+      telemetry = new TeeTelemetry([telemetry, consoleStatus]);
+    }
+    return await collect(config, log, telemetry, { ...options, consoleStatus });
   } finally {
     progress?.stop();
     await api?.stop();
@@ -134,15 +144,24 @@ async function collect(
   config: Config,
   log: Logger,
   telemetry: TelemetrySink,
-  options: { once: boolean; stdout?: NodeJS.WritableStream; configPath?: string },
+  options: {
+    once: boolean;
+    stdout?: NodeJS.WritableStream;
+    configPath?: string;
+    consoleStatus: ConsoleStatus | null;
+  },
 ): Promise<number> {
   const { buildPipeline } = await import('../pipeline/build.js');
-  const built = await buildPipeline(config, {
+  const consoleStatus = options.consoleStatus;
+  // With the console every source is started through it (so it sees each one's pages), and the
+  // collector keeps running with no source at all: the first one may still be added in the browser.
+  const built = await buildPipeline(consoleStatus ? { ...config, sources: {} } : config, {
     log,
     telemetry,
     once: options.once,
     stdout: options.stdout,
     configPath: options.configPath,
+    keepAlive: consoleStatus !== null,
   });
   const controller = new AbortController();
   let signals = 0;
@@ -158,11 +177,30 @@ async function collect(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let outcomes: SourceOutcome[];
+  let consoleServer: { stop(): Promise<void> } | null = null;
   try {
-    outcomes = await built.pipeline.run(controller.signal);
+    const running = built.pipeline.run(controller.signal);
+    if (consoleStatus) {
+      try {
+        const { startConsole } = await import('../console/index.js');
+        consoleServer = await startConsole({
+          config,
+          configPath: options.configPath!,
+          built,
+          status: consoleStatus,
+          log,
+        });
+      } catch (err) {
+        controller.abort(err);
+        await running.catch(() => {});
+        throw err;
+      }
+    }
+    outcomes = await running;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await consoleServer?.stop();
     await built.close();
   }
   const failed = outcomes.filter((o) => o.status === 'halted' || o.status === 'failed');

@@ -124,7 +124,24 @@ export const ConsoleSchema = z
       .optional()
       .describe('HTTPS for the console; required to listen on an address other than loopback.'),
   })
+  // Over plain HTTP on a network the session cookie and the sign-in token could be read off the wire.
+  .superRefine((console, ctx) => {
+    const parsed = parseHostPort(console.address);
+    if (parsed && parsed.port !== null && console.tls === undefined && !isLoopbackHost(parsed.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: `is required to listen on ${console.address}, which is not a loopback address: set console.tls.crt_file and console.tls.key_file, or use 127.0.0.1`,
+      });
+    }
+  })
   .describe('The web console: sources added, tested and watched in a browser. Absent: no console.');
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
 
 export const ConfigSchema = z
   .strictObject({

@@ -196,7 +196,9 @@ export class ConfigFile {
   async trial(
     form: SourceForm,
     mode: 'create' | 'edit',
-  ): Promise<{ ok: true; source: OktaSourceConfig; config: Config } | { ok: false; problems: FieldProblem[] }> {
+  ): Promise<
+    { ok: true; source: OktaSourceConfig; config: Config } | { ok: false; problems: FieldProblem[] }
+  > {
     const { doc } = await this.#read();
     const early = this.#precheck(form, mode, doc);
     if (early.length > 0) return { ok: false, problems: early };
@@ -244,7 +246,10 @@ export class ConfigFile {
 
     // 1. Validate with the secrets inline.
     const trialDoc = doc.clone();
-    applyForm(trialDoc, form, mode, { token: inlineSecret(form.token), keyPass: inlineSecret(form.key_pass) });
+    applyForm(trialDoc, form, mode, {
+      token: inlineSecret(form.token),
+      keyPass: inlineSecret(form.key_pass),
+    });
     const problems: FieldProblem[] = [];
     try {
       this.parse(String(trialDoc));
@@ -374,7 +379,8 @@ function applyForm(doc: Document, form: SourceForm, mode: 'create' | 'edit', sec
   if (form.start_from.trim() === '') del(['start_from']);
   else set(['start_from'], form.start_from.trim());
 
-  if (doc.hasIn(at('auth', 'strategy')) || form.strategy !== 'bearer') set(['auth', 'strategy'], form.strategy);
+  if (doc.hasIn(at('auth', 'strategy')) || form.strategy !== 'bearer')
+    set(['auth', 'strategy'], form.strategy);
   if (secrets.token !== undefined) {
     del(['auth', 'token_file']);
     set(['auth', 'token'], secrets.token);
@@ -461,7 +467,8 @@ function changedKeys(
   const keys = new Set([...a.keys(), ...b.keys()]);
   const changed = [...keys].filter((k) => a.get(k) !== b.get(k));
   // A secret replaced in its file changes no key; it is still a change worth recording.
-  if (mode === 'edit' && form.token !== '' && !changed.includes('auth.token_file')) changed.push('auth.token');
+  if (mode === 'edit' && form.token !== '' && !changed.includes('auth.token_file'))
+    changed.push('auth.token');
   if (mode === 'edit' && form.key_pass !== '' && !changed.includes('tls.key_pass_file')) {
     changed.push('tls.key_pass');
   }

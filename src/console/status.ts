@@ -100,7 +100,9 @@ export class ConsoleStatus implements TelemetrySink {
       events: r.events,
       eventsPerSecond: Math.round((inLastMinute / 60) * 10) / 10,
       lagSecs:
-        r.newestPublished === null ? null : Math.max(0, Math.round((now - Date.parse(r.newestPublished)) / 1000)),
+        r.newestPublished === null
+          ? null
+          : Math.max(0, Math.round((now - Date.parse(r.newestPublished)) / 1000)),
       rateLimit: r.rateLimit,
       lastSuccess: r.lastSuccess,
       perMinute,

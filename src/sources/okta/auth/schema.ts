@@ -99,7 +99,11 @@ export const AuthSchema = z
       }
     }
     if (strategy === 'bearer' && auth.token !== undefined && auth.token_file !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['token_file'], message: 'cannot be set together with auth.token' });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token_file'],
+        message: 'cannot be set together with auth.token',
+      });
     }
     const required =
       strategy === 'oauth2'
