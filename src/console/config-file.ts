@@ -352,13 +352,13 @@ function applyForm(doc: Document, form: SourceForm, mode: 'create' | 'edit', sec
   let sources = doc.get('sources', true);
   if (!isMap(sources) || sources.items.length === 0) {
     // `sources: {}` of a fresh install becomes a block mapping, not `{ okta: { ... } }` on one line.
-    sources = new YAMLMap();
+    sources = new YAMLMap(doc.schema);
     (sources as YAMLMap).flow = false;
     doc.set('sources', sources);
   }
   const at = (...path: string[]) => ['sources', form.name, ...path];
   if (mode === 'create' || !isMap(doc.getIn(at()))) {
-    const node = new YAMLMap();
+    const node = new YAMLMap(doc.schema);
     node.flow = false;
     (sources as YAMLMap).set(form.name, node);
     doc.setIn(at('type'), 'okta');
@@ -388,7 +388,7 @@ function applyForm(doc: Document, form: SourceForm, mode: 'create' | 'edit', sec
     del(['auth', 'token']);
     set(['auth', 'token_file'], secrets.tokenFile);
   }
-  if (!doc.hasIn(at('auth'))) set(['auth'], new YAMLMap());
+  if (!doc.hasIn(at('auth'))) set(['auth'], new YAMLMap(doc.schema));
   setUnlessDefault(['auth', 'header'], form.header, 'Authorization');
   setUnlessDefault(['auth', 'prefix'], form.prefix, 'SSWS ');
 
@@ -434,7 +434,7 @@ function setSinkInputs(doc: Document, name: string, selected: readonly string[])
       seq = inputs;
     } else {
       if (!want) continue;
-      seq = new YAMLSeq();
+      seq = new YAMLSeq(doc.schema);
       seq.flow = true;
       sink.set('inputs', seq);
     }

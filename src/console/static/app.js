@@ -642,7 +642,7 @@ async function sourceView(name) {
   const errors = h('div', {});
   const eventsBody = h('tbody', {});
   const eventJson = h('div', { id: 'event-json' });
-  const checkpoint = h('pre', { class: 'json', 'aria-label': 'Committed checkpoint' });
+  const checkpoint = h('pre', { class: 'json', 'aria-label': 'Checkpoint JSON' });
   const notice = h('div', { role: 'status' });
   const dialog = deleteDialog(name, notice);
 
