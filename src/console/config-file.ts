@@ -154,7 +154,7 @@ export class ConfigFile {
     };
     const str = (path: string[]): string => {
       const v = get(path);
-      return v === undefined || v === null ? '' : String(v);
+      return typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' ? String(v) : '';
     };
     let script = builtinScript;
     if (cfg.script) {

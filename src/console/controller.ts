@@ -81,7 +81,7 @@ export class SourceController {
       this.#status.sourceHalted({ source: name, code: 'INTERNAL', error: errorMessage(err) });
       throw err;
     }
-    this.#closers.set(name, built.close);
+    this.#closers.set(name, () => built.close());
   }
 
   async #stop(name: string, forget: boolean): Promise<SourceOutcome | undefined> {

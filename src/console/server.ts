@@ -9,10 +9,10 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { NAME_PATTERN } from '../config/schema.js';
-import { OktailError, errorMessage } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { FileCheckpointStore } from '../pipeline/checkpoint-file.js';
 import type { Logger } from '../telemetry/logger.js';
-import { ConfigFile, FORM_FIELDS, type FieldProblem, type SourceForm } from './config-file.js';
+import type { ConfigFile, SourceForm } from './config-file.js';
 import { SourceController } from './controller.js';
 import { testConnection } from './connection.js';
 import type { ConsoleStatus, SourceStatus } from './status.js';
@@ -292,7 +292,7 @@ export class ConsoleServer {
     }
     const result = await this.#o.configFile.save(form, mode, {
       dataDir: this.#o.dataDir,
-      scriptProblems: this.#o.scriptProblems,
+      scriptProblems: (path) => this.#o.scriptProblems(path),
       builtinScript: this.#o.builtinScript,
     });
     if (!result.ok) {
@@ -404,11 +404,8 @@ async function readForm(req: IncomingMessage): Promise<{ form: SourceForm; mode:
     script: str('script'),
     sinks,
   };
-  void FORM_FIELDS;
   return { form, mode: body.mode === 'edit' ? 'edit' : 'create' };
 }
-
-export type { FieldProblem };
 
 function cookie(req: IncomingMessage, name: string): string | undefined {
   for (const part of (req.headers.cookie ?? '').split(';')) {
@@ -501,8 +498,4 @@ function appShell(): string {
 </body>
 </html>
 `;
-}
-
-export function consoleError(message: string): OktailError {
-  return new OktailError('CONFIG_INVALID', message);
 }

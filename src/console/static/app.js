@@ -158,8 +158,6 @@ function newSourceView() {
   );
 }
 
-let fieldSeq = 0;
-
 /** A labelled field; `control` is the input. Returns the wrapper, with an error slot below the input. */
 function field(id, label, control, help) {
   control.id = id;
@@ -700,7 +698,6 @@ async function sourceView(name) {
     ),
   );
 
-  let selected = null;
   const refresh = async () => {
     const { status, data } = await api('GET', `/api/sources/${encodeURIComponent(name)}`);
     if (status !== 200) {
@@ -739,7 +736,6 @@ async function sourceView(name) {
         h('td', {}, ev.displayMessage || ''),
       );
       const open = () => {
-        selected = ev.json;
         let pretty = ev.json;
         try {
           pretty = JSON.stringify(JSON.parse(ev.json), null, 2);
@@ -766,7 +762,6 @@ async function sourceView(name) {
     checkpoint.textContent = data.checkpoint
       ? JSON.stringify(data.checkpoint, null, 2)
       : 'No checkpoint committed yet.';
-    void selected;
   };
   await refresh();
   refreshTimer = setInterval(() => refresh().catch(() => {}), 3000);
@@ -839,4 +834,3 @@ async function route() {
 }
 
 route().catch((err) => show(h('p', { class: 'notice bad' }, `The console failed to load: ${err.message}`)));
-void fieldSeq;
