@@ -64,6 +64,25 @@ async function openAddForm(): Promise<void> {
   await page.getByLabel('Source Name', { exact: true }).waitFor();
 }
 
+/** The README's pictures: `OKTAIL_SCREENSHOTS=1 npx vitest run test/console.test.ts` rewrites them. */
+async function screenshots(): Promise<void> {
+  const docs = join(import.meta.dirname, '..', 'docs');
+  await page.goto(`${collector.origin}/sources`);
+  await page.locator('tr[data-source="okta"]').waitFor();
+  await page.screenshot({
+    path: join(docs, 'console-sources.png'),
+    clip: { x: 0, y: 0, width: 1280, height: 240 },
+  });
+  await page.goto(`${collector.origin}/sources/okta`);
+  await page.getByRole('table', { name: 'Recent events' }).locator('tbody tr.event').first().waitFor();
+  await page.screenshot({ path: join(docs, 'console-source.png'), fullPage: false });
+  await page.goto(`${collector.origin}/sources/okta/edit`);
+  await page.getByLabel('Okta Domain').waitFor();
+  await page.screenshot({ path: join(docs, 'console-add-source.png'), fullPage: false });
+  await page.goto(`${collector.origin}/sources/okta`);
+  await page.getByRole('table', { name: 'Recent events' }).locator('tbody tr.event').first().waitFor();
+}
+
 describe('the web console in a browser', { timeout: 180_000 }, () => {
   it('signs in with the logged URL and lands on the Sources tab', async () => {
     await page.goto(collector.signIn);
@@ -93,7 +112,7 @@ describe('the web console in a browser', { timeout: 180_000 }, () => {
     expect(await page.getByLabel('Bearer Token Prefix').inputValue()).toBe('SSWS ');
     expect(await page.getByLabel('Auth Token').getAttribute('type')).toBe('password');
     expect(await page.getByLabel('Authentication Strategy').inputValue()).toBe('bearer');
-    expect(await page.getByText('SSWS␠').count()).toBe(1);
+    expect(await page.getByText('SSWS·', { exact: true }).count()).toBe(1);
     const builtin = await readFile(join(import.meta.dirname, '..', 'src', 'script', 'okta.lua'), 'utf8');
     expect(await page.getByLabel('Okta Collection Script').inputValue()).toBe(builtin);
     // TLS settings appear with the toggle.
@@ -238,6 +257,7 @@ describe('the web console in a browser', { timeout: 180_000 }, () => {
     const checkpoint = (await page.getByLabel('Checkpoint JSON').textContent()) ?? '';
     expect(checkpoint).toContain(org.domain);
     expect(checkpoint).toContain('committed_at');
+    if (process.env.OKTAIL_SCREENSHOTS) await screenshots();
     // `state show` reads the checkpoint beside the running collector.
     const show = await runCli(['state', 'show', '-c', file]);
     expect(show.code).toBe(0);

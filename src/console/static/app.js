@@ -194,7 +194,7 @@ function checkbox(id, label, checked, help) {
 }
 
 function visibleSpaces(text) {
-  return text.replace(/ /g, '␠');
+  return text.replace(/ /g, '·');
 }
 
 /** A write-only secret: "set" with Replace when one exists, else a password field. */
@@ -280,7 +280,14 @@ async function sourceForm(name) {
   interval.value = v.interval_secs;
   const startFrom = h('input', { type: 'text', autocomplete: 'off', placeholder: '2025-01-15T08:30:00Z' });
   startFrom.value = v.start_from;
-  const strategy = h('select', {}, h('option', { value: 'bearer' }, 'Bearer Authentication'));
+  const strategy = h(
+    'select',
+    {},
+    h('option', { value: 'bearer' }, 'Bearer Authentication'),
+    // An OAuth 2.0 source (set up in the config file) shows as such; the form cannot change it yet.
+    v.strategy === 'oauth2' ? h('option', { value: 'oauth2' }, 'OAuth 2.0 (edit in the config file)') : null,
+  );
+  strategy.value = v.strategy;
   const header = h('input', { type: 'text', autocomplete: 'off' });
   header.value = v.header;
   const prefix = h('input', { type: 'text', autocomplete: 'off' });
@@ -382,7 +389,12 @@ async function sourceForm(name) {
       (() => {
         const f = field('prefix', 'Bearer Token Prefix', prefix);
         f.querySelector('.error').before(
-          h('p', { class: 'help' }, 'Default "SSWS " with a trailing space; as typed: ', prefixShown),
+          h(
+            'p',
+            { class: 'help' },
+            'Default "SSWS " with a trailing space; as typed (· marks a space): ',
+            prefixShown,
+          ),
         );
         return f;
       })(),
