@@ -9,6 +9,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { NAME_PATTERN } from '../config/schema.js';
+import { PromiseLock } from '../core/async.js';
 import { errorMessage } from '../core/errors.js';
 import { FileCheckpointStore } from '../pipeline/checkpoint-file.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -64,6 +65,8 @@ export class ConsoleServer {
   #config: Config;
   #server: Server | null = null;
   #origin = '';
+  /** One config change at a time: each reads, changes and replaces the whole file. */
+  readonly #changes = new PromiseLock();
 
   constructor(options: ConsoleServerOptions) {
     this.#o = options;
@@ -232,7 +235,7 @@ export class ConsoleServer {
     }
     if (method === 'POST' && path === '/api/sources') {
       const { form } = await readForm(req);
-      await this.#save(res, form, 'create');
+      await this.#changes.run(() => this.#save(res, form, 'create'));
       return;
     }
     if (parts.length === 3 && parts[1] === 'sources') {
@@ -244,12 +247,12 @@ export class ConsoleServer {
       if (method === 'PUT') {
         const { form } = await readForm(req);
         if (form.name !== name) throw new HttpError(400, 'a source cannot be renamed');
-        await this.#save(res, form, 'edit');
+        await this.#changes.run(() => this.#save(res, form, 'edit'));
         return;
       }
       if (method === 'DELETE') {
         const forget = url.searchParams.get('forget') === 'true';
-        await this.#delete(res, name, forget);
+        await this.#changes.run(() => this.#delete(res, name, forget));
         return;
       }
     }
