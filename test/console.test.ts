@@ -23,6 +23,7 @@ import type { ChildProcess } from 'node:child_process';
 
 const BACKLOG = 320;
 const LATER = 40;
+const WHILE_DISABLED = 10;
 
 let org: TestOrg;
 let collector: ConsoleCollector;
@@ -297,6 +298,31 @@ describe('the web console in a browser', { timeout: 180_000 }, () => {
     expect(new Set(lines.map((l) => (JSON.parse(l) as { uuid: string }).uuid)).size).toBe(BACKLOG + LATER);
   });
 
+  it('disable stops the source and keeps it in the config; enable resumes it from its checkpoint', async () => {
+    await page.goto(`${collector.origin}/sources/okta`);
+    await page.getByRole('button', { name: 'Disable' }).click();
+    await page.getByText('Disabled: the source stopped').waitFor();
+    expect(await readFile(file, 'utf8')).toMatch(/^ {4}enabled: false$/m);
+    await page.getByRole('button', { name: 'Enable' }).waitFor();
+    await until(
+      async () => ((await page.locator('dl.facts').textContent()) ?? '').includes('disabled'),
+      'the disabled status',
+    );
+    // What arrives in the org meanwhile is collected once the source is enabled again.
+    org.emulator.appendEvents(WHILE_DISABLED, { publishedStart: Date.now() - 2000, stepMs: 1 });
+    await page.getByRole('button', { name: 'Enable' }).click();
+    await page.getByText('Enabled: the source collects again').waitFor();
+    expect(await readFile(file, 'utf8')).not.toMatch(/^ {4}enabled:/m);
+    await until(
+      async () => (await readLines(out)).length === BACKLOG + LATER + WHILE_DISABLED,
+      'the events that arrived while disabled',
+      120_000,
+    );
+    expect(logLines(collector.stderr()).map((l) => l.msg)).toEqual(
+      expect.arrayContaining(['Console: source disabled.', 'Console: source enabled.']),
+    );
+  });
+
   it('delete (with a confirmation) stops the source, removes it from the config and forgets its checkpoint', async () => {
     await page.goto(`${collector.origin}/sources/okta`);
     await page.getByRole('button', { name: 'Delete' }).click();
@@ -322,7 +348,7 @@ describe('the web console in a browser', { timeout: 180_000 }, () => {
     org.emulator.appendEvents(5, { publishedStart: Date.now() - 1000, stepMs: 1 });
     await sleep(15_000);
     expect(org.emulator.stats().requests).toBe(requests);
-    expect(await readLines(out)).toHaveLength(BACKLOG + LATER);
+    expect(await readLines(out)).toHaveLength(BACKLOG + LATER + WHILE_DISABLED);
   });
 
   it('no response body the browser received contains the access token or the API token', () => {

@@ -78,10 +78,12 @@ export async function runLogging(
  * wait out a slow request on top of a late start.
  */
 export function readinessSources(config: Config): ReadinessSource[] {
-  return Object.entries(config.sources).map(([name, cfg]) => ({
-    name,
-    staleAfterMs: (2 * cfg.interval_secs + cfg.request_timeout_secs) * 1000,
-  }));
+  return Object.entries(config.sources)
+    .filter(([, cfg]) => cfg.enabled !== false)
+    .map(([name, cfg]) => ({
+      name,
+      staleAfterMs: (2 * cfg.interval_secs + cfg.request_timeout_secs) * 1000,
+    }));
 }
 
 /** Runs until a signal (or, with once, one cycle), and turns the outcome into an exit code. */
@@ -155,14 +157,21 @@ async function collect(
   const consoleStatus = options.consoleStatus;
   // With the console every source is started through it (so it sees each one's pages), and the
   // collector keeps running with no source at all: the first one may still be added in the browser.
-  const built = await buildPipeline(consoleStatus ? { ...config, sources: {} } : config, {
-    log,
-    telemetry,
-    once: options.once,
-    stdout: options.stdout,
-    configPath: options.configPath,
-    keepAlive: consoleStatus !== null,
-  });
+  // A disabled source stays in the config (and its checkpoint in the state) but is not collected.
+  const enabled = Object.fromEntries(
+    Object.entries(config.sources).filter(([, cfg]) => cfg.enabled !== false),
+  );
+  const built = await buildPipeline(
+    { ...config, sources: consoleStatus ? {} : enabled },
+    {
+      log,
+      telemetry,
+      once: options.once,
+      stdout: options.stdout,
+      configPath: options.configPath,
+      keepAlive: consoleStatus !== null,
+    },
+  );
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -302,6 +302,23 @@ export class ConfigFile {
     return { ok: true, config, changed: changedKeys(beforeJs, after, form, mode) };
   }
 
+  /** Disables (`enabled: false`) or enables (the key removed: true is the default) a source. */
+  async setEnabled(name: string, enabled: boolean): Promise<Config> {
+    const { doc } = await this.#read();
+    if (!isMap(doc.getIn(['sources', name]))) {
+      throw new OktailError('CONFIG_INVALID', `there is no source named ${name}`);
+    }
+    if (enabled) {
+      if (doc.hasIn(['sources', name, 'enabled'])) doc.deleteIn(['sources', name, 'enabled']);
+    } else {
+      doc.setIn(['sources', name, 'enabled'], false);
+    }
+    const text = String(doc);
+    const config = this.parse(text);
+    await writeAtomically(this.file, text, undefined, true);
+    return config;
+  }
+
   /** Removes a source from the config (and from every sink's inputs), and deletes its secret files. */
   async remove(name: string, dataDir: string): Promise<Config> {
     const { doc } = await this.#read();

@@ -37,6 +37,10 @@ export class SourceController {
   /** Starts every source of the config; one that cannot start is logged and shown halted. */
   async startAll(config: Config): Promise<void> {
     for (const [name, cfg] of Object.entries(config.sources)) {
+      if (cfg.enabled === false) {
+        this.#status.disabled(name, cfg.domain);
+        continue;
+      }
       try {
         await this.start(name, cfg, SourceController.sinksOf(config, name));
       } catch (err) {
@@ -54,6 +58,15 @@ export class SourceController {
     return this.#lock.run(async () => {
       await this.#stop(name, false);
       await this.#start(name, cfg, sinks);
+    });
+  }
+
+  /** Stops the source but keeps it (and its checkpoint) known as disabled. */
+  disable(name: string, domain: string): Promise<SourceOutcome | undefined> {
+    return this.#lock.run(async () => {
+      const outcome = await this.#stop(name, false);
+      this.#status.disabled(name, domain);
+      return outcome;
     });
   }
 

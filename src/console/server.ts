@@ -238,6 +238,14 @@ export class ConsoleServer {
       await this.#changes.run(() => this.#save(res, form, 'create'));
       return;
     }
+    if (parts.length === 4 && parts[1] === 'sources' && method === 'POST') {
+      const name = parts[2] ?? '';
+      const action = parts[3];
+      if (action === 'disable' || action === 'enable') {
+        await this.#changes.run(() => this.#setEnabled(res, name, action === 'enable'));
+        return;
+      }
+    }
     if (parts.length === 3 && parts[1] === 'sources') {
       const name = parts[2] ?? '';
       if (method === 'GET') {
@@ -281,6 +289,7 @@ export class ConsoleServer {
       status: status ?? emptyStatus(name, cfg?.domain ?? ''),
       events: this.#o.status.recentEvents(name),
       checkpoint,
+      enabled: cfg?.enabled !== false,
       form,
     });
   }
@@ -316,12 +325,41 @@ export class ConsoleServer {
     const sinks = SourceController.sinksOf(result.config, form.name);
     let started: string | null = null;
     try {
-      if (mode === 'create') await this.#o.controller.start(form.name, cfg, sinks);
+      if (cfg.enabled === false) await this.#o.controller.disable(form.name, cfg.domain);
+      else if (mode === 'create') await this.#o.controller.start(form.name, cfg, sinks);
       else await this.#o.controller.replace(form.name, cfg, sinks);
     } catch (err) {
       started = errorMessage(err);
     }
     sendJson(res, 200, { ok: true, started: started === null, error: started });
+  }
+
+  async #setEnabled(res: ServerResponse, name: string, enabled: boolean): Promise<void> {
+    const cfg = this.#config.sources[name];
+    if (!cfg) {
+      sendJson(res, 404, { error: `there is no source named ${name}` });
+      return;
+    }
+    this.#config = await this.#o.configFile.setEnabled(name, enabled);
+    this.#o.log.info(
+      { console: true, action: enabled ? 'enable' : 'disable', source: name, changed: ['enabled'] },
+      enabled ? 'Console: source enabled.' : 'Console: source disabled.',
+    );
+    let error: string | null = null;
+    try {
+      if (enabled) {
+        await this.#o.controller.replace(
+          name,
+          this.#config.sources[name]!,
+          SourceController.sinksOf(this.#config, name),
+        );
+      } else {
+        await this.#o.controller.disable(name, cfg.domain);
+      }
+    } catch (err) {
+      error = errorMessage(err);
+    }
+    sendJson(res, 200, { ok: true, started: error === null, error });
   }
 
   async #delete(res: ServerResponse, name: string, forget: boolean): Promise<void> {

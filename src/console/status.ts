@@ -7,7 +7,8 @@ import type { TelemetryEvent, TelemetrySink } from '../telemetry/telemetry.js';
  * events there: counts per page) and, for the recent-events table, from a tap on the source's pages.
  */
 
-export type SourceState = 'starting' | 'collecting' | 'caught up' | 'retrying' | 'halted' | 'stopped';
+export type SourceState =
+  'starting' | 'collecting' | 'caught up' | 'retrying' | 'halted' | 'stopped' | 'disabled';
 
 export interface RecentEvent {
   published: string | null;
@@ -133,6 +134,13 @@ export class ConsoleStatus implements TelemetrySink {
         },
       },
     };
+  }
+
+  /** A source kept in the config but not collected. */
+  disabled(name: string, domain: string): void {
+    this.track(name, domain);
+    const r = this.#sources.get(name);
+    if (r) r.state = 'disabled';
   }
 
   /** Marks a source as stopped by the console (it may be removed or replaced next). */

@@ -655,6 +655,28 @@ async function sourceView(name) {
   const checkpoint = h('pre', { class: 'json', 'aria-label': 'Checkpoint JSON' });
   const notice = h('div', { role: 'status' });
   const dialog = deleteDialog(name, notice);
+  let enabled = true;
+  const toggle = h('button', { type: 'button', class: 'secondary' }, 'Disable');
+  toggle.addEventListener('click', async () => {
+    toggle.disabled = true;
+    const { status, data } = await api(
+      'POST',
+      `/api/sources/${encodeURIComponent(name)}/${enabled ? 'disable' : 'enable'}`,
+    );
+    toggle.disabled = false;
+    notice.replaceChildren(
+      status === 200 && data.started !== false
+        ? h(
+            'p',
+            { class: 'notice' },
+            enabled
+              ? 'Disabled: the source stopped; its checkpoint is kept.'
+              : 'Enabled: the source collects again from its checkpoint.',
+          )
+        : h('p', { class: 'notice bad' }, data.error || `Failed (${status}).`),
+    );
+    await refresh();
+  });
 
   show(
     h('p', {}, h('a', { href: '/sources' }, 'Sources'), ' › ', name),
@@ -663,6 +685,7 @@ async function sourceView(name) {
       { class: 'toolbar' },
       h('h1', {}, `Source ${name}`),
       h('a', { class: 'button secondary', href: `/sources/${encodeURIComponent(name)}/edit` }, 'Edit'),
+      toggle,
       h('button', { type: 'button', class: 'danger', onclick: () => dialog.showModal() }, 'Delete'),
     ),
     notice,
@@ -717,6 +740,8 @@ async function sourceView(name) {
       return;
     }
     const s = data.status;
+    enabled = data.enabled;
+    toggle.textContent = enabled ? 'Disable' : 'Enable';
     const row = (k, v) => [h('dt', {}, k), h('dd', {}, v)];
     facts.replaceChildren(
       ...row('Domain', s.domain),

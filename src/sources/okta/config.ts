@@ -179,6 +179,13 @@ export const RetrySchema = z
 export const OktaSourceSchema = z
   .strictObject({
     type: z.literal('okta').describe('Source kind.'),
+    enabled: z
+      .boolean()
+      .optional()
+      .meta({ default: true })
+      .describe(
+        'false: the source is kept in the config (and its checkpoint kept) but not collected. The console sets it with Disable.',
+      ),
     domain: DomainSchema,
     interval_secs: intBetween(10, 86_401)
       .default(120)
