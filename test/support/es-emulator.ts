@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { createRandom, type Random } from '../../src/emulator/random.js';
+import { LoopbackHttpsServer } from './loopback-https.js';
 
 /*
  * An emulator of the part of Elasticsearch (and OpenSearch) a log shipper uses: `GET /` and `POST /_bulk`,
@@ -69,10 +68,8 @@ function errorBody(status: number, type: string, reason: string | null, extra: R
 
 const INVALID_INDEX_CHARS = /[\\/*?"<>| ,#:A-Z]/;
 
-export class EsEmulator {
+export class EsEmulator extends LoopbackHttpsServer {
   readonly #options: EsEmulatorOptions;
-  #server: Server | null = null;
-  #origin: string | null = null;
   readonly #indices = new Map<string, Map<string, string>>();
   readonly #documents: EsDocument[] = [];
   #queued: EsFault[] = [];
@@ -93,41 +90,8 @@ export class EsEmulator {
   };
 
   constructor(options: EsEmulatorOptions) {
+    super(options.tls, 'Elasticsearch emulator');
     this.#options = options;
-  }
-
-  async start(): Promise<string> {
-    if (this.#origin !== null) return this.#origin;
-    const server = createServer({
-      cert: this.#options.tls.cert,
-      key: this.#options.tls.key,
-      keepAlive: true,
-    });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      this.#handle(req, res).catch(() => res.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.#server = server;
-    this.#origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    return this.#origin;
-  }
-
-  get origin(): string {
-    if (this.#origin === null) throw new Error('The Elasticsearch emulator has not been started.');
-    return this.#origin;
-  }
-
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    if (server)
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
   }
 
   /** Every stored document, in the order it was created. */
@@ -154,7 +118,7 @@ export class EsEmulator {
 
   // ------------------------------------------------------------------------------------------------
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.stats.requests++;
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);

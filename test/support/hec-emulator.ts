@@ -1,8 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import { createRandom, type Random } from '../../src/emulator/random.js';
 import { JsonScanError, objectMembers, skipWhitespace } from './json-scan.js';
+import { LoopbackHttpsServer } from './loopback-https.js';
 
 /*
  * An emulator of Splunk's HTTP Event Collector (HEC), written from Splunk's REST reference and its
@@ -103,10 +102,8 @@ const EVENT_BLANK = (n: number) =>
 const ACK_DISABLED = () => new HecReply(400, 14, 'ACK is disabled');
 const UNHEALTHY = () => new HecReply(503, 18, 'HEC is unhealthy, queues are full');
 
-export class HecEmulator {
+export class HecEmulator extends LoopbackHttpsServer {
   readonly #options: HecEmulatorOptions;
-  #server: Server | null = null;
-  #origin: string | null = null;
   #channels = new Map<string, Channel>();
   /** Batches accepted with an ackId and not yet indexed, with the timer that will index them. */
   #pending = new Set<{ timer: NodeJS.Timeout; events: HecIndexedEvent[] }>();
@@ -127,43 +124,14 @@ export class HecEmulator {
   };
 
   constructor(options: HecEmulatorOptions) {
+    super(options.tls, 'HEC emulator');
     this.#options = options;
   }
 
-  async start(): Promise<string> {
-    if (this.#origin !== null) return this.#origin;
-    const server = createServer({
-      cert: this.#options.tls.cert,
-      key: this.#options.tls.key,
-      keepAlive: true,
-    });
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      this.#handle(req, res).catch(() => res.destroy());
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve());
-    });
-    this.#server = server;
-    this.#origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    return this.#origin;
-  }
-
-  get origin(): string {
-    if (this.#origin === null) throw new Error('The HEC emulator has not been started.');
-    return this.#origin;
-  }
-
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     for (const batch of this.#pending) clearTimeout(batch.timer);
     this.#pending.clear();
-    const server = this.#server;
-    this.#server = null;
-    if (server)
-      await new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+    await super.stop();
   }
 
   /** Indexed events, in indexing order. */
@@ -206,7 +174,7 @@ export class HecEmulator {
 
   // ------------------------------------------------------------------------------------------------
 
-  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  protected async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     this.stats.requests++;
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);

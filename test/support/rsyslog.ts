@@ -22,6 +22,11 @@ export interface ReceivedSyslog {
 export interface RsyslogOptions {
   /** PEM files for an RFC 5425 listener besides the plain TCP one. */
   tls?: { caFile: string; certFile: string; keyFile: string };
+  /**
+   * A further TLS listener (on `mtlsPort`) that requires a client certificate signed by `tls.caFile`:
+   * gtls authMode x509/certvalid, or x509/name with the certificate names it permits.
+   */
+  clientAuth?: { mode: 'x509/certvalid' } | { mode: 'x509/name'; permittedPeers: string[] };
   /** rsyslog's maxMessageSize; receivers must raise it from the 8 KiB default for Okta events. */
   maxMessageSize?: string;
 }
@@ -39,6 +44,7 @@ function findRsyslogd(): string | null {
 export class RsyslogServer {
   port = 0;
   tlsPort = 0;
+  mtlsPort = 0;
   dir = '';
   #child: ChildProcess | null = null;
   #stderr = '';
@@ -63,6 +69,8 @@ export class RsyslogServer {
     this.port = await freePort();
     const tls = this.#options.tls;
     if (tls) this.tlsPort = await freePort();
+    const clientAuth = tls ? this.#options.clientAuth : undefined;
+    if (clientAuth) this.mtlsPort = await freePort();
     const global = [
       `maxMessageSize="${this.#options.maxMessageSize ?? '256k'}"`,
       `workDirectory="${this.dir}"`,
@@ -83,6 +91,16 @@ export class RsyslogServer {
         ? [
             `input(type="imtcp" address="127.0.0.1" port="${this.tlsPort}" ruleset="okta"` +
               ' streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="anon")',
+          ]
+        : []),
+      ...(clientAuth
+        ? [
+            `input(type="imtcp" address="127.0.0.1" port="${this.mtlsPort}" ruleset="okta"` +
+              ` streamDriver.name="gtls" streamDriver.mode="1" streamDriver.authMode="${clientAuth.mode}"` +
+              (clientAuth.mode === 'x509/name'
+                ? ` permittedPeer=[${clientAuth.permittedPeers.map((p) => JSON.stringify(p)).join(',')}]`
+                : '') +
+              ')',
           ]
         : []),
       'template(name="fields" type="list" option.jsonf="on") {',
@@ -128,7 +146,7 @@ export class RsyslogServer {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.#child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.#stderr += d));
-    const ports = this.tlsPort ? [this.port, this.tlsPort] : [this.port];
+    const ports = [this.port, this.tlsPort, this.mtlsPort].filter((p) => p !== 0);
     for (const port of ports) await this.#waitListening(port);
   }
 

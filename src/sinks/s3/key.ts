@@ -1,36 +1,12 @@
 import { createHash } from 'node:crypto';
 import type { SinkItem } from '../shared/network-sink.js';
+import { formatStrftime } from '../shared/strftime.js';
 
-/** The strftime fields `key_prefix` may use (UTC). */
-export const PREFIX_FIELDS: Record<string, (d: Date) => string> = {
-  Y: (d) => String(d.getUTCFullYear()).padStart(4, '0'),
-  m: (d) => String(d.getUTCMonth() + 1).padStart(2, '0'),
-  d: (d) => String(d.getUTCDate()).padStart(2, '0'),
-  H: (d) => String(d.getUTCHours()).padStart(2, '0'),
-  M: (d) => String(d.getUTCMinutes()).padStart(2, '0'),
-  S: (d) => String(d.getUTCSeconds()).padStart(2, '0'),
-  j: (d) => {
-    const start = Date.UTC(d.getUTCFullYear(), 0, 1);
-    return String(Math.floor((d.getTime() - start) / 86_400_000) + 1).padStart(3, '0');
-  },
-  '%': () => '%',
-};
-
-/** The unknown `%x` fields of a prefix, for config validation. */
-export function unknownPrefixFields(prefix: string): string[] {
-  const bad: string[] = [];
-  for (let i = 0; i < prefix.length; i++) {
-    if (prefix[i] !== '%') continue;
-    const field = prefix[i + 1];
-    if (field === undefined || !(field in PREFIX_FIELDS)) bad.push(`%${field ?? ''}`);
-    i++;
-  }
-  return bad;
-}
-
-export function formatPrefix(prefix: string, date: Date): string {
-  return prefix.replace(/%(.)/g, (whole, field: string) => PREFIX_FIELDS[field]?.(date) ?? whole);
-}
+/** `key_prefix` uses the shared strftime fields (UTC); these names are what the s3 sink calls them. */
+export {
+  unknownStrftimeFields as unknownPrefixFields,
+  formatStrftime as formatPrefix,
+} from '../shared/strftime.js';
 
 /** Characters that need no escaping in S3 keys or in the URLs and tools that show them. */
 function keySafe(text: string): string {
@@ -55,5 +31,5 @@ export function objectKey(prefix: string, items: readonly SinkItem[], compressed
   const id = first.uuid ?? `sha256-${createHash('sha256').update(first.bytes).digest('hex').slice(0, 32)}`;
   const stamp = date.toISOString().replace(/[-:]/g, '');
   const name = `${keySafe(first.source)}-${stamp}-${keySafe(id)}.ndjson${compressed ? '.gz' : ''}`;
-  return formatPrefix(prefix, date) + name;
+  return formatStrftime(prefix, date) + name;
 }

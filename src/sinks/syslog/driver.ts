@@ -15,6 +15,12 @@ export interface SyslogDriverOptions {
   tls?: ConnectionOptions;
 }
 
+/** How long a new TLS connection whose receiver asked for a client certificate must stay open before use. */
+const VERDICT_MS = 1000;
+
+/** The receiver hung up right after a TLS handshake in which it asked for a client certificate. */
+class ClientCertificateRefused extends Error {}
+
 /** TLS verification failures: retrying cannot fix them, the config or the receiver's certificate must change. */
 const CERTIFICATE_ERRORS = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID',
@@ -101,6 +107,25 @@ export class SyslogDriver implements SinkDriver {
   }
 
   #failed(stage: 'connect' | 'write', err: unknown): SendOutcome {
+    if (err instanceof ClientCertificateRefused) {
+      const presented = this.#o.tls?.cert !== undefined;
+      const error = new OktailError(
+        'SINK_WRITE_FAILED',
+        `Sink ${this.#o.name}: the syslog receiver ${this.#where} asked for a client certificate and closed ` +
+          'the connection right after the TLS handshake, before anything was sent: ' +
+          (presented
+            ? 'it refused the certificate of tls.crt_file (not signed by a CA it trusts, or a name it does not permit), or it is restarting'
+            : 'it requires one; set tls.crt_file and tls.key_file') +
+          ` (${err.message})`,
+        presented,
+        { cause: err.cause },
+      );
+      // Without a certificate retrying cannot help; with one, a receiver restart looks the same, so it
+      // is retried (and logged with this message on every attempt).
+      return presented
+        ? { kind: 'retry', reason: 'connect: client certificate refused', error }
+        : { kind: 'permanent', error };
+    }
     const code = (err as NodeJS.ErrnoException | null)?.code;
     if (code !== undefined && CERTIFICATE_ERRORS.has(code)) {
       return {
@@ -165,8 +190,43 @@ export class SyslogDriver implements SinkDriver {
       socket.destroy();
       throw err;
     });
+    if (this.#o.mode === 'tls') await this.#awaitVerdict(conn, socket as TLSSocket, signal);
     this.#conn = conn;
     return conn;
+  }
+
+  /**
+   * In TLS 1.3 the client's handshake ends before the receiver has checked the client's certificate, and
+   * receivers such as rsyslog check it only once their handshake is done (also in TLS 1.2): a refused or
+   * missing certificate shows as the receiver hanging up a moment after 'secureConnect'. A batch written
+   * in that moment would count as delivered and be lost. So when the receiver asked for a certificate
+   * (a client sees signature algorithms shared with the peer only from a CertificateRequest), the new
+   * connection is used only once it stayed open for VERDICT_MS; the receiver's verdict takes a round
+   * trip and a certificate check, far less than that. Connections are long-lived: this costs once each.
+   */
+  async #awaitVerdict(conn: Connection, socket: TLSSocket, signal: AbortSignal): Promise<void> {
+    if (socket.getSharedSigalgs().length === 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const finish = (err?: Error) => {
+        clearTimeout(timer);
+        socket.off('close', onClose);
+        signal.removeEventListener('abort', onAbort);
+        if (err) {
+          socket.destroy();
+          reject(err);
+        } else resolve();
+      };
+      const onClose = () =>
+        finish(new ClientCertificateRefused(conn.broken?.message ?? 'closed', { cause: conn.broken }));
+      const onAbort = () => finish(new Error('connect timed out or shutting down'));
+      const timer = setTimeout(() => finish(), VERDICT_MS);
+      if (conn.broken || socket.destroyed) {
+        onClose();
+        return;
+      }
+      socket.once('close', onClose);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   #drop(conn: Connection): void {
