@@ -144,7 +144,7 @@ async function demoConsole(
       ca_certificate_file: demo.caFile,
       start_from: new Date(demo.hourAgo - 60_000).toISOString(),
     },
-    `Demo: the built-in Okta emulator runs at ${demo.domain}. In the console, add an Okta Logs Collector with Okta Domain ${demo.domain}, Auth Token ${demo.token}, Use custom TLS on and CA Certificate File ${demo.caFile}.`,
+    `Demo: the built-in Okta emulator runs at ${demo.domain}. In the console, add an Okta Logs Collector with Okta Domain ${demo.domain}, Auth Token ${demo.token}, Use custom TLS on and CA Certificate File ${demo.caFile}; Start From ${new Date(demo.hourAgo - 60_000).toISOString()} collects the hour of events it holds.`,
   );
   process.exitCode = await runPipeline(config, log, { once: false, progress, configPath: file });
 }

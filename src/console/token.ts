@@ -47,8 +47,18 @@ async function readRecord(dataDir: string): Promise<TokenRecord | null> {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw new OktailError('STATE_CORRUPT', `Cannot read ${join(dataDir, TOKEN_FILE)}`, false, { cause: err });
   }
-  const parsed = JSON.parse(text) as Partial<TokenRecord>;
-  if (parsed.version !== 1 || typeof parsed.sha256 !== 'string' || typeof parsed.session_key !== 'string') {
+  let parsed: Partial<TokenRecord> | null;
+  try {
+    parsed = JSON.parse(text) as Partial<TokenRecord> | null;
+  } catch {
+    parsed = null;
+  }
+  if (
+    !parsed ||
+    parsed.version !== 1 ||
+    typeof parsed.sha256 !== 'string' ||
+    typeof parsed.session_key !== 'string'
+  ) {
     throw new OktailError(
       'STATE_CORRUPT',
       `${join(dataDir, TOKEN_FILE)} has an unknown format; run oktail console token --rotate`,
