@@ -19,6 +19,25 @@ export default tseslint.config(
     },
   },
   {
+    // The console's browser script: plain JavaScript for the browser, outside the TypeScript project.
+    files: ['src/console/static/**/*.js'],
+    ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      parserOptions: { project: false, projectService: false, program: null },
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        fetch: 'readonly',
+        Node: 'readonly',
+        CSS: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+      },
+    },
+  },
+  {
     files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**'],
     rules: {
       '@typescript-eslint/no-unsafe-assignment': 'off',

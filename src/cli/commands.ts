@@ -7,6 +7,7 @@ import { scriptCommand } from './script.js';
 import { stateCommand } from './state.js';
 import { configCommand } from './config-cmd.js';
 import { clusterCommand } from './cluster.js';
+import { consoleCommand } from './console.js';
 
 /** Every subcommand, in the order `oktail --help` lists them. */
 export function registerCommands(program: Command): void {
@@ -16,6 +17,7 @@ export function registerCommands(program: Command): void {
   program.addCommand(stateCommand());
   program.addCommand(clusterCommand());
   program.addCommand(configCommand());
+  program.addCommand(consoleCommand());
   program.addCommand(demoCommand());
   program.addCommand(scriptCommand());
 }

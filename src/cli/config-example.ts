@@ -23,6 +23,14 @@ log:
 # api:
 #   address: 127.0.0.1:9598
 
+# The web console (docs/console.md): add, test and watch sources in a browser. Unset: no console.
+# With it, sources may start empty ({}) and a sink's inputs may be [].
+# console:
+#   address: 127.0.0.1:8686
+#   tls:                 # required for any address but loopback
+#     crt_file: ./console.pem
+#     key_file: ./console.key
+
 # Outbound proxy to Okta for every source (a source's own proxy block replaces it). Unset: the
 # HTTPS_PROXY / HTTP_PROXY / NO_PROXY environment variables apply; url: "" means no proxy at all.
 # proxy:
@@ -85,6 +93,18 @@ sources:
   #     no_proxy: []
   #     tls:
   #       ca_file: ./proxy-ca.pem
+  # Secrets read from files (mode 0600) instead of the environment, as the web console writes them.
+  # okta_files:
+  #   type: okta
+  #   domain: company.okta.com
+  #   enabled: false      # kept in the config (and its checkpoint kept) but not collected
+  #   auth:
+  #     token_file: ./secrets/okta.token
+  #   tls:
+  #     enabled: true
+  #     crt_file: ./client.pem
+  #     key_file: ./client.key
+  #     key_pass_file: ./secrets/client.key_pass
 
 sinks:
 ${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when used.
@@ -92,6 +112,10 @@ ${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when us
   #   type: file
   #   inputs: [okta_oauth]
   #   path: ./okta-oauth-system-log.ndjson
+  # files_events:
+  #   type: file
+  #   inputs: [okta_files]
+  #   path: ./okta-files-system-log.ndjson
 
 # Several replicas sharing the orgs through PostgreSQL: oktail config example --cluster (docs/cluster.md).
 `;

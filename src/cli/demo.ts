@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from '@commander-js/extra-typings';
+import type { LogFormat, LogLevel } from '../config/schema.js';
 import { logFormatOption, logLevelOption, runLogging, runPipeline } from './run.js';
 
 export function demoCommand() {
@@ -28,6 +29,17 @@ export function demoCommand() {
         return value;
       }),
     )
+    .addOption(
+      new Option(
+        '--console <address>',
+        'serve the web console on host:port, e.g. 127.0.0.1:8686, and start with no source: add one in the browser',
+      ).argParser((value) => {
+        if (!/^(\[[0-9A-Fa-f:.]+\]|[^:\s[\]]+):[0-9]{1,5}$/.test(value)) {
+          throw new InvalidArgumentError('must be host:port, e.g. 127.0.0.1:8686');
+        }
+        return value;
+      }),
+    )
     .action(async (opts) => {
       // Loaded here, not at the top: the emulator's certificate library costs every other command about
       // half a second of CPU and 20 MB of memory at startup.
@@ -49,6 +61,13 @@ export function demoCommand() {
       const live = setInterval(() => {
         emulator.appendEvents(3, { publishedStart: Date.now() - 5_000, stepMs: 1000, outOfOrder: true });
       }, 3000);
+      if (opts.console !== undefined) {
+        await demoConsole(opts, { dir, domain, token, caFile: files.caFile, hourAgo });
+        clearInterval(live);
+        await emulator.stop();
+        await rm(dir, { recursive: true, force: true });
+        return;
+      }
       const yaml = [
         `data_dir: ${JSON.stringify(join(dir, 'state'))}`,
         ...(opts.api === undefined ? [] : ['api:', `  address: ${JSON.stringify(opts.api)}`]),
@@ -83,4 +102,49 @@ export function demoCommand() {
         await rm(dir, { recursive: true, force: true });
       }
     });
+}
+
+/**
+ * `demo --console`: a config file with the console, a stdout sink and no source yet, so a newcomer adds
+ * the emulated org in the browser. The values the form needs are logged (the token only opens the
+ * emulator).
+ */
+async function demoConsole(
+  opts: {
+    console?: string;
+    once?: true;
+    logLevel?: LogLevel;
+    logFormat?: LogFormat;
+    quiet?: true;
+    api?: string;
+  },
+  demo: { dir: string; domain: string; token: string; caFile: string; hourAgo: number },
+): Promise<void> {
+  const file = join(demo.dir, 'oktail.yaml');
+  const yaml = [
+    '# Written by oktail demo --console; the console adds sources below.',
+    `data_dir: ${JSON.stringify(join(demo.dir, 'state'))}`,
+    ...(opts.api === undefined ? [] : ['api:', `  address: ${JSON.stringify(opts.api)}`]),
+    'console:',
+    `  address: ${JSON.stringify(opts.console)}`,
+    'sources: {}',
+    'sinks:',
+    '  console:',
+    '    type: stdout',
+    '    inputs: []',
+  ].join('\n');
+  await writeFile(file, yaml + '\n');
+  const { loadConfig } = await import('../config/load.js');
+  const config = await loadConfig(file);
+  const { log, progress } = await runLogging(config, opts);
+  log.info(
+    {
+      okta_domain: demo.domain,
+      auth_token: demo.token,
+      ca_certificate_file: demo.caFile,
+      start_from: new Date(demo.hourAgo - 60_000).toISOString(),
+    },
+    `Demo: the built-in Okta emulator runs at ${demo.domain}. In the console, add an Okta Logs Collector with Okta Domain ${demo.domain}, Auth Token ${demo.token}, Use custom TLS on and CA Certificate File ${demo.caFile}; Start From ${new Date(demo.hourAgo - 60_000).toISOString()} collects the hour of events it holds.`,
+  );
+  process.exitCode = await runPipeline(config, log, { once: false, progress, configPath: file });
 }

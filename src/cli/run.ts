@@ -1,6 +1,7 @@
 import { Command, Option } from '@commander-js/extra-typings';
 import type { Config, LogFormat, LogLevel } from '../config/schema.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
+import type { ConsoleStatus } from '../console/status.js';
 import type { ApiServer } from '../telemetry/http-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProgressTelemetry } from '../telemetry/progress.js';
@@ -78,10 +79,12 @@ export async function runLogging(
  * wait out a slow request on top of a late start.
  */
 export function readinessSources(config: Config): ReadinessSource[] {
-  return Object.entries(config.sources).map(([name, cfg]) => ({
-    name,
-    staleAfterMs: (2 * cfg.interval_secs + cfg.request_timeout_secs) * 1000,
-  }));
+  return Object.entries(config.sources)
+    .filter(([, cfg]) => cfg.enabled !== false)
+    .map(([name, cfg]) => ({
+      name,
+      staleAfterMs: (2 * cfg.interval_secs + cfg.request_timeout_secs) * 1000,
+    }));
 }
 
 /** Runs until a signal (or, with once, one cycle), and turns the outcome into an exit code. */
@@ -102,6 +105,13 @@ export async function runPipeline(
     throw new OktailError(
       'CONFIG_INVALID',
       '--once cannot be used with state.backend: postgres: the replicas share the sources as they run',
+    );
+  }
+  if (clustered && config.console) {
+    throw new OktailError(
+      'CONFIG_INVALID',
+      "console cannot be used with state.backend: postgres: it edits one host's config file, and the replicas " +
+        'must all run the same one',
     );
   }
   // Before the checkpoint is read: a second collector on the same data_dir would commit over this one.
@@ -132,7 +142,16 @@ export async function runPipeline(
       });
       telemetry = metrics;
     }
-    return await collect(config, log, telemetry, options);
+    let consoleStatus: ConsoleStatus | null = null;
+    if (config.console && !options.once) {
+      if (options.configPath === undefined) {
+        throw new Error('the console needs the config file it edits');
+      }
+      const { ConsoleStatus } = await import('../console/status.js');
+      consoleStatus = new ConsoleStatus();
+      telemetry = new TeeTelemetry([telemetry, consoleStatus]);
+    }
+    return await collect(config, log, telemetry, { ...options, consoleStatus });
   } finally {
     progress?.stop();
     await api?.stop();
@@ -144,22 +163,42 @@ async function collect(
   config: Config,
   log: Logger,
   telemetry: TelemetrySink,
-  options: { once: boolean; stdout?: NodeJS.WritableStream; configPath?: string },
+  options: {
+    once: boolean;
+    stdout?: NodeJS.WritableStream;
+    configPath?: string;
+    consoleStatus: ConsoleStatus | null;
+  },
 ): Promise<number> {
   const { buildPipeline } = await import('../pipeline/build.js');
+  const consoleStatus = options.consoleStatus;
+  // With the console every source is started through it (so it sees each one's pages), and the
+  // collector keeps running with no source at all: the first one may still be added in the browser.
+  // A disabled source stays in the config (and its checkpoint in the state) but is not collected.
+  const enabled = Object.fromEntries(
+    Object.entries(config.sources).filter(([, cfg]) => cfg.enabled !== false),
+  );
+  // A replica (state.backend: postgres) starts with no source: the leases it takes decide.
   const { clusterState, startReplica } = await import('../cluster/replica.js');
   const replica = clusterState(config)
-    ? await startReplica(config, { log, telemetry, stdout: options.stdout, configPath: options.configPath })
+    ? await startReplica(
+        { ...config, sources: enabled },
+        { log, telemetry, stdout: options.stdout, configPath: options.configPath },
+      )
     : null;
   const built =
     replica?.built ??
-    (await buildPipeline(config, {
-      log,
-      telemetry,
-      once: options.once,
-      stdout: options.stdout,
-      configPath: options.configPath,
-    }));
+    (await buildPipeline(
+      { ...config, sources: consoleStatus ? {} : enabled },
+      {
+        log,
+        telemetry,
+        once: options.once,
+        stdout: options.stdout,
+        configPath: options.configPath,
+        keepAlive: consoleStatus !== null,
+      },
+    ));
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -175,6 +214,7 @@ async function collect(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   let outcomes: SourceOutcome[];
+  let consoleServer: { stop(): Promise<void> } | null = null;
   try {
     const running = built.pipeline.run(controller.signal);
     // The coordinator adds the sources whose leases it takes once the pipeline is up.
@@ -185,11 +225,28 @@ async function collect(
         controller.abort(err);
       });
     }
+    if (consoleStatus) {
+      try {
+        const { startConsole } = await import('../console/index.js');
+        consoleServer = await startConsole({
+          config,
+          configPath: options.configPath!,
+          built,
+          status: consoleStatus,
+          log,
+        });
+      } catch (err) {
+        controller.abort(err);
+        await running.catch(() => {});
+        throw err;
+      }
+    }
     outcomes = await running;
     if (join.error) throw join.error;
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await consoleServer?.stop();
     // A replica releases its leases only now, once every source committed its last page.
     await (replica ?? built).close();
   }

@@ -30,7 +30,7 @@ async function withState<T>(
   configFile: string,
   command: string,
   fn: (ctx: StateContext) => Promise<T>,
-  options: { lock?: (config: Config) => string[] } = {},
+  options: { lock?: (config: Config) => string[]; readOnly?: boolean } = {},
 ): Promise<T> {
   const { loadConfig } = await import('../config/load.js');
   // State commands never contact Okta: they must work without the token's variable set.
@@ -52,6 +52,16 @@ async function withState<T>(
     } finally {
       await admin.close();
     }
+  }
+  if (options.readOnly) {
+    // Reading needs no lock: the checkpoint is replaced by an atomic rename, so a read sees the old
+    // file or the new one, never a mix, even while a collector (or its console) commits.
+    const store = new FileCheckpointStore(config.data_dir);
+    const checkpoint = await store.load();
+    const refuse = async () => {
+      throw new OktailError('INTERNAL', `${command} reads only`);
+    };
+    return fn({ config, checkpoint, where: store.path, lock: refuse, commitSource: refuse, replace: refuse });
   }
   const lock = await DataDirLock.acquire(config.data_dir, command);
   try {
@@ -178,7 +188,7 @@ async function readInput(file: string): Promise<string> {
 
 export function stateCommand() {
   const state = new Command('state').description(
-    'inspect, reset, export or import the checkpoint (refused while a collector runs on the data_dir)',
+    'inspect, reset, export or import the checkpoint (all but show are refused while a collector runs on the data_dir)',
   );
 
   state
@@ -187,12 +197,17 @@ export function stateCommand() {
     .argument('[source]', 'only this source (and the sinks it feeds)')
     .requiredOption('-c, --config <file>', 'config file (YAML)')
     .action(async (source, opts) => {
-      await withState(opts.config, 'state show', async ({ config, checkpoint }) => {
-        if (source !== undefined && !config.sources[source] && !checkpoint.sources[source]) {
-          throw usage(`There is no source "${source}" in the config or the checkpoint`);
-        }
-        process.stdout.write(await describeState(config, checkpoint, source));
-      });
+      await withState(
+        opts.config,
+        'state show',
+        async ({ config, checkpoint }) => {
+          if (source !== undefined && !config.sources[source] && !checkpoint.sources[source]) {
+            throw usage(`There is no source "${source}" in the config or the checkpoint`);
+          }
+          process.stdout.write(await describeState(config, checkpoint, source));
+        },
+        { readOnly: true },
+      );
     });
 
   state

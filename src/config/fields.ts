@@ -29,7 +29,8 @@ export function secretString() {
 
 export const Inputs = z
   .array(z.string().min(1, 'must not be empty'))
-  .min(1, 'must list at least one source')
+  // At least one source, unless the config has a console block (checked in the config schema): a fresh
+  // install starts with sinks only and gets its first source from the console.
   .describe('Names of the sources whose events this sink receives.');
 
 // An HTTP header name is an RFC 9110 token; anything else would be rejected by the HTTP client later.

@@ -437,7 +437,7 @@ describe('unknown keys', () => {
 
   it('lists the allowed keys when nothing is close', () => {
     expect(problems(`colour: blue\n${withSource()}`)[0]?.message).toBe(
-      'unknown key "colour" (allowed: data_dir, state, log, api, proxy, sources, sinks)',
+      'unknown key "colour" (allowed: data_dir, state, log, api, console, proxy, sources, sinks)',
     );
   });
 

@@ -141,6 +141,50 @@ export const SinkSchema = z.discriminatedUnion(
   SINKS.map((s) => s.schema) as unknown as [z.ZodObject, ...z.ZodObject[]],
 ) as unknown as z.ZodType<SinkConfig, unknown>;
 
+export const ConsoleSchema = z
+  .strictObject({
+    address: z
+      .string()
+      .default('127.0.0.1:8686')
+      .superRefine((value, ctx) => {
+        const parsed = parseHostPort(value);
+        if (!parsed || parsed.port === null) {
+          ctx.addIssue({
+            code: 'custom',
+            message: 'must be host:port, e.g. 127.0.0.1:8686 or [::1]:8686',
+          });
+        }
+      })
+      .describe(
+        'host:port the web console listens on (default 127.0.0.1:8686). Any address but loopback needs tls.',
+      ),
+    tls: z
+      .strictObject({
+        crt_file: FilePath.describe('PEM certificate the console serves. Relative to the config file.'),
+        key_file: FilePath.describe('PEM private key of crt_file. Relative to the config file.'),
+      })
+      .optional()
+      .describe('HTTPS for the console; required to listen on an address other than loopback.'),
+  })
+  // Over plain HTTP on a network the session cookie and the sign-in token could be read off the wire.
+  .superRefine((console, ctx) => {
+    const parsed = parseHostPort(console.address);
+    if (parsed && parsed.port !== null && console.tls === undefined && !isLoopbackHost(parsed.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['tls'],
+        message: `is required to listen on ${console.address}, which is not a loopback address: set console.tls.crt_file and console.tls.key_file, or use 127.0.0.1`,
+      });
+    }
+  })
+  .describe('The web console: sources added, tested and watched in a browser. Absent: no console.');
+
+/** 127.0.0.0/8, ::1 and localhost: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
+}
+
 export const ConfigSchema = z
   .strictObject({
     data_dir: FilePath.default('./.oktail').describe(
@@ -149,15 +193,33 @@ export const ConfigSchema = z
     state: StateSchema.optional(),
     log: LogSchema.prefault({}),
     api: ApiSchema.optional(),
+    console: ConsoleSchema.optional(),
     proxy: ProxySchema.optional(),
     sources: z
       .record(Name, SourceSchema)
-      .refine((sources) => Object.keys(sources).length > 0, 'must define at least one source')
-      .describe('Orgs to collect from, by name. Several sources are several orgs with separate state.'),
+      .describe(
+        'Orgs to collect from, by name. Several sources are several orgs with separate state. May be empty ({}) only with a console block.',
+      ),
     sinks: z
       .record(Name, SinkSchema)
       .refine((sinks) => Object.keys(sinks).length > 0, 'must define at least one sink')
       .describe('Where events go, by name.'),
+  })
+  // With a console, a fresh install starts with sinks only: its sources are added in the browser.
+  .superRefine((config, ctx) => {
+    if (config.console !== undefined) return;
+    if (Object.keys(config.sources).length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['sources'], message: 'must define at least one source' });
+    }
+    for (const [name, sink] of Object.entries(config.sinks)) {
+      if (sink.inputs.length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['sinks', name, 'inputs'],
+          message: 'must list at least one source',
+        });
+      }
+    }
   })
   .describe('oktail configuration.');
 
@@ -165,6 +227,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 export type LogFormat = (typeof LOG_FORMATS)[number];
 export type LogConfig = z.output<typeof LogSchema>;
 export type ApiConfig = z.output<typeof ApiSchema>;
+export type ConsoleConfig = z.output<typeof ConsoleSchema>;
 /** The validated configuration: defaults filled in, relative paths resolved against the config file. */
 export type Config = z.output<typeof ConfigSchema>;
 /** What a config file may contain (before defaults). */

@@ -51,6 +51,7 @@ const TLS_OPTION_KEYS = [
   'crt_file',
   'key_file',
   'key_pass',
+  'key_pass_file',
   'verify_certificate',
   'verify_hostname',
 ] as const;
@@ -77,6 +78,9 @@ export const TlsSchema = z
       .meta({ secret: true })
       .optional()
       .describe('Passphrase of key_file. A secret: write ${KEY_PASS} rather than the passphrase itself.'),
+    key_pass_file: FilePath.optional().describe(
+      'A file holding the passphrase of key_file instead of key_pass (the web console writes one, mode 0600, in data_dir). Relative to the config file.',
+    ),
     verify_certificate: z
       .boolean()
       .optional()
@@ -113,6 +117,16 @@ export const TlsSchema = z
     }
     if (tls.key_pass !== undefined && tls.key_file === undefined) {
       ctx.addIssue({ code: 'custom', path: ['key_pass'], message: 'is used only with tls.key_file' });
+    }
+    if (tls.key_pass_file !== undefined && tls.key_file === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['key_pass_file'], message: 'is used only with tls.key_file' });
+    }
+    if (tls.key_pass_file !== undefined && tls.key_pass !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['key_pass_file'],
+        message: 'cannot be set together with tls.key_pass',
+      });
     }
   })
   .transform((tls) => ({
@@ -165,6 +179,13 @@ export const RetrySchema = z
 export const OktaSourceSchema = z
   .strictObject({
     type: z.literal('okta').describe('Source kind.'),
+    enabled: z
+      .boolean()
+      .optional()
+      .meta({ default: true })
+      .describe(
+        'false: the source is kept in the config (and its checkpoint kept) but not collected. The console sets it with Disable.',
+      ),
     domain: DomainSchema,
     interval_secs: intBetween(10, 86_401)
       .default(120)

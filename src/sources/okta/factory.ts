@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ProxyConfig } from '../../config/proxy.js';
+import { readSecretFile } from '../../config/secret-file.js';
 import { OktailError } from '../../core/errors.js';
 import type { SourceContext } from '../../core/registry.js';
 import { VERSION } from '../../core/version.js';
@@ -35,7 +36,10 @@ export async function tlsSettings(name: string, cfg: OktaSourceConfig): Promise<
     ca: tls.ca_file ? await readConfigFile(tls.ca_file, at('ca_file')) : undefined,
     cert: tls.crt_file ? await readConfigFile(tls.crt_file, at('crt_file')) : undefined,
     key: tls.key_file ? await readConfigFile(tls.key_file, at('key_file')) : undefined,
-    passphrase: tls.key_pass,
+    passphrase:
+      tls.key_pass_file === undefined
+        ? tls.key_pass
+        : await readSecretFile(tls.key_pass_file, at('key_pass_file')),
     verifyCertificate: tls.verify_certificate,
     verifyHostname: tls.verify_hostname,
   };

@@ -1,5 +1,6 @@
 import type { AuthConfig } from './schema.js';
 import type { OktaClientSettings } from '../client.js';
+import { readSecretFile } from '../../../config/secret-file.js';
 import { loadSigningKey } from './key.js';
 import { OAuthAuth } from './oauth.js';
 
@@ -8,7 +9,13 @@ export { OAuthAuth, OAuthTokenError } from './oauth.js';
 
 /** The client's auth setting for a source; reads and checks the OAuth key file (naming its config key). */
 export async function authSettings(name: string, auth: AuthConfig): Promise<OktaClientSettings['auth']> {
-  if (auth.strategy === 'bearer') return { header: auth.header, prefix: auth.prefix, token: auth.token };
+  if (auth.strategy === 'bearer') {
+    const token =
+      auth.token_file === undefined
+        ? auth.token
+        : await readSecretFile(auth.token_file, `sources.${name}.auth.token_file`);
+    return { header: auth.header, prefix: auth.prefix, token };
+  }
   const key = await loadSigningKey(
     auth.private_key_file,
     auth.private_key_pass,

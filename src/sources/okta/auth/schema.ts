@@ -28,7 +28,7 @@ const TokenSchema = secretString()
     'The API token (strategy bearer). A secret: write ${OKTA_API_TOKEN} rather than the token itself.',
   );
 
-const BEARER_KEYS = ['token', 'header', 'prefix'] as const;
+const BEARER_KEYS = ['token', 'token_file', 'header', 'prefix'] as const;
 const OAUTH_KEYS = ['client_id', 'private_key_file', 'private_key_pass', 'key_id', 'scopes', 'dpop'] as const;
 
 export const AuthSchema = z
@@ -40,6 +40,9 @@ export const AuthSchema = z
         'bearer: an API token. oauth2: an OAuth 2.0 service app (client credentials, private_key_jwt).',
       ),
     token: TokenSchema.optional(),
+    token_file: FilePath.optional().describe(
+      'bearer: a file holding the API token instead of auth.token (the web console writes one, mode 0600, in data_dir). Relative to the config file.',
+    ),
     header: z
       .string()
       .regex(HTTP_TOKEN, 'must be an HTTP header name')
@@ -95,8 +98,19 @@ export const AuthSchema = z
         });
       }
     }
+    if (strategy === 'bearer' && auth.token !== undefined && auth.token_file !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['token_file'],
+        message: 'cannot be set together with auth.token',
+      });
+    }
     const required =
-      strategy === 'oauth2' ? (['client_id', 'private_key_file'] as const) : (['token'] as const);
+      strategy === 'oauth2'
+        ? (['client_id', 'private_key_file'] as const)
+        : auth.token_file === undefined
+          ? (['token'] as const)
+          : [];
     for (const key of required) {
       if (auth[key] === undefined) {
         ctx.addIssue({
@@ -123,6 +137,7 @@ export const AuthSchema = z
     return {
       strategy: 'bearer',
       token: auth.token ?? '',
+      ...(auth.token_file === undefined ? {} : { token_file: auth.token_file }),
       header: auth.header ?? 'Authorization',
       prefix: auth.prefix ?? 'SSWS ',
     };
@@ -131,7 +146,9 @@ export const AuthSchema = z
 
 export interface BearerAuthConfig {
   strategy: 'bearer';
+  /** Empty when the token is read from token_file at start. */
   token: string;
+  token_file?: string;
   header: string;
   prefix: string;
 }

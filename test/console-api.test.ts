@@ -1,0 +1,148 @@
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  logLines,
+  startConsoleCollector,
+  writeConsoleConfig,
+  type ConsoleCollector,
+} from './support/browser.js';
+import { runCli, useChildren, useOrg } from './support/harness.js';
+
+const startOrg = useOrg();
+const track = useChildren();
+let collector: ConsoleCollector | undefined;
+
+afterEach(async () => {
+  if (collector && collector.proc.exitCode === null) {
+    collector.proc.kill('SIGTERM');
+    await collector.done.catch(() => {});
+  }
+  collector = undefined;
+});
+
+/** Signs in with the token URL (as a browser would, without following the redirect); returns the cookie. */
+async function signIn(url: string): Promise<string> {
+  const res = await fetch(url, { redirect: 'manual' });
+  expect(res.status).toBe(303);
+  expect(res.headers.get('location')).toBe('/sources');
+  const cookie = res.headers.get('set-cookie') ?? '';
+  expect(cookie).toMatch(/HttpOnly/);
+  expect(cookie).toMatch(/SameSite=Strict/);
+  return cookie.split(';')[0]!;
+}
+
+describe('console API', () => {
+  it('answers 401 to every page and API call without a valid session, and to a wrong token', async () => {
+    const org = await startOrg();
+    const { file } = await writeConsoleConfig(org);
+    collector = await startConsoleCollector(file, track);
+    const { origin } = collector;
+
+    for (const path of ['/api/sources', '/api/sources/okta', '/api/form']) {
+      const res = await fetch(origin + path);
+      expect(res.status, path).toBe(401);
+    }
+    expect((await fetch(`${origin}/sources`)).status).toBe(401);
+    const post = await fetch(`${origin}/api/sources`, {
+      method: 'POST',
+      headers: { origin, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(post.status).toBe(401);
+    expect(
+      (await fetch(`${origin}/api/sources`, { headers: { cookie: 'oktail_session=1.forged' } })).status,
+    ).toBe(401);
+    const wrong = await fetch(`${origin}/?token=not-the-token`, { redirect: 'manual' });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
+
+    const cookie = await signIn(collector.signIn);
+    const ok = await fetch(`${origin}/api/sources`, { headers: { cookie } });
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ sources: [] });
+  }, 120_000);
+
+  it('refuses a state-changing request from another origin (or none) with 403 and logs it', async () => {
+    const org = await startOrg();
+    const { file } = await writeConsoleConfig(org);
+    collector = await startConsoleCollector(file, track);
+    const { origin } = collector;
+    const cookie = await signIn(collector.signIn);
+    const before = await readFile(file, 'utf8');
+    const body = JSON.stringify({
+      name: 'okta',
+      domain: org.domain,
+      interval_secs: '60',
+      sinks: ['archive'],
+    });
+
+    for (const headers of [{ origin: 'http://evil.example' }, {}] as Record<string, string>[]) {
+      const res = await fetch(`${origin}/api/sources`, {
+        method: 'POST',
+        headers: { ...headers, cookie, 'content-type': 'application/json' },
+        body,
+      });
+      expect(res.status).toBe(403);
+    }
+    const del = await fetch(`${origin}/api/sources/okta`, {
+      method: 'DELETE',
+      headers: { origin: 'http://127.0.0.1:1', cookie },
+    });
+    expect(del.status).toBe(403);
+    expect(await readFile(file, 'utf8')).toBe(before);
+    const refusals = logLines(collector.stderr()).filter(
+      (l) => l.msg === 'Console: refused a cross-origin request.',
+    );
+    expect(refusals).toHaveLength(3);
+
+    // The same request from the console's own origin gets through to validation.
+    const same = await fetch(`${origin}/api/sources`, {
+      method: 'POST',
+      headers: { origin, cookie, 'content-type': 'application/json' },
+      body,
+    });
+    expect(same.status).toBe(422);
+    const answer = (await same.json()) as { problems: { field: string; message: string }[] };
+    expect(answer.problems).toContainEqual({ field: 'token', message: 'is required' });
+  }, 120_000);
+
+  it('stores only the hash of the token (mode 0600), and rotating it ends every session', async () => {
+    const org = await startOrg();
+    const { file } = await writeConsoleConfig(org);
+    collector = await startConsoleCollector(file, track);
+    const token = new URL(collector.signIn).searchParams.get('token')!;
+    const tokenFile = join(org.dir, 'data', 'console-token.json');
+    const stored = await readFile(tokenFile, 'utf8');
+    expect(stored).not.toContain(token);
+    expect((await stat(tokenFile)).mode & 0o777).toBe(0o600);
+    const cookie = await signIn(collector.signIn);
+
+    const rotated = await runCli(['console', 'token', '--rotate', '-c', file]);
+    expect(rotated.code).toBe(0);
+    const url = /^(http:\/\/\S+\/\?token=\S+)$/m.exec(rotated.stdout)?.[1];
+    expect(url).toBeDefined();
+    const fresh = new URL(url!).searchParams.get('token')!;
+    expect(fresh).not.toBe(token);
+
+    const { origin } = collector;
+    expect((await fetch(`${origin}/api/sources`, { headers: { cookie } })).status).toBe(401);
+    expect((await fetch(`${origin}/?token=${token}`, { redirect: 'manual' })).status).toBe(401);
+    const again = await signIn(`${origin}/?token=${fresh}`);
+    expect((await fetch(`${origin}/api/sources`, { headers: { cookie: again } })).status).toBe(200);
+    // The token is logged once, at its making, and never again.
+    expect(collector.stderr().split(token).length - 1).toBe(1);
+    expect(collector.stderr()).not.toContain(fresh);
+  }, 120_000);
+
+  it('refuses to start on a non-loopback address without console.tls', async () => {
+    const org = await startOrg();
+    const { file } = await writeConsoleConfig(org);
+    const text = (await readFile(file, 'utf8')).replace('127.0.0.1:0', '0.0.0.0:0');
+    await import('node:fs/promises').then((fs) => fs.writeFile(file, text));
+    const result = await runCli(['run', '-c', file], { timeoutMs: 60_000 });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('console.tls');
+    expect(result.stderr).toContain('not a loopback address');
+  }, 120_000);
+});
