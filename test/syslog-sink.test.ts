@@ -10,6 +10,7 @@ import { RsyslogServer } from './support/rsyslog.js';
 import { collect, runCli, spawnCli, startOrg, type TestOrg } from './support/harness.js';
 import { generatedSinkItems, taggedBytes } from './support/sink-items.js';
 import { waitUntil, writeConfigWithSink } from './support/sink-config.js';
+import { itemsOf } from '../src/sinks/shared/network-sink.js';
 
 const HOUR = 3600_000;
 
@@ -62,8 +63,8 @@ describe('syslog sink driver against rsyslog', () => {
       facility: FACILITIES.authpriv,
     });
     const items = generatedSinkItems(300, 1);
-    expect(await driver.send(items.slice(0, 150), signal())).toEqual({ kind: 'ok' });
-    expect(await driver.send(items.slice(150), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(0, 150)), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(150)), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const received = (await server.waitFor(before + 300)).slice(before);
     expect(received).toHaveLength(300);
@@ -81,7 +82,7 @@ describe('syslog sink driver against rsyslog', () => {
       tls: { ca: pki.caCert },
     });
     const items = generatedSinkItems(100, 2);
-    expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     expectReceived((await server.waitFor(before + 100)).slice(before), items);
   });
@@ -101,7 +102,7 @@ describe('syslog sink driver against rsyslog', () => {
       mode: 'tcp',
       facility: FACILITIES.authpriv,
     });
-    expect(await driver.send([{ ...base!, bytes }], signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf([{ ...base!, bytes }]), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const [got] = (await server.waitFor(before + 1)).slice(before);
     expect(got!.msg).toBe(bytes.toString('utf8'));
@@ -116,7 +117,7 @@ describe('syslog sink driver against rsyslog', () => {
       facility: FACILITIES.authpriv,
       tls: { ca: pki.otherCaCert },
     });
-    const result = await driver.send(generatedSinkItems(1, 4), signal());
+    const result = await driver.send(itemsOf(generatedSinkItems(1, 4)), signal());
     await driver.close();
     expect(result.kind).toBe('permanent');
     expect(result.kind === 'permanent' && result.error.message).toMatch(/tls\.ca_file/);
@@ -130,7 +131,7 @@ describe('syslog sink driver against rsyslog', () => {
       mode: 'tcp',
       facility: 1,
     });
-    const result = await driver.send(generatedSinkItems(1, 5), signal());
+    const result = await driver.send(itemsOf(generatedSinkItems(1, 5)), signal());
     await driver.close();
     expect(result).toMatchObject({ kind: 'retry', reason: 'connect: ECONNREFUSED' });
   });

@@ -9,6 +9,7 @@ import {
   type SendOutcome,
   type SinkDriver,
   type SinkItem,
+  type SinkItems,
 } from './network-sink.js';
 
 function events(source: string, from: number, n: number): EventBatch {
@@ -49,7 +50,8 @@ class ScriptedDriver implements SinkDriver {
       signal: AbortSignal,
     ) => Promise<SendOutcome> = () => Promise.resolve({ kind: 'ok' }),
   ) {}
-  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async send(view: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
+    const items = Array.from({ length: view.length }, (_, i) => view.item(i));
     const uuids = items.map((i) => i.uuid ?? '?');
     this.requests.push(uuids);
     const outcome = await this.answer(items, this.requests.length, signal);
