@@ -365,10 +365,11 @@ function sinksSection(sk: SinksResult): string[] {
         `${s.complete ? 'yes' : '**no**'}${s.duplicates > 0 ? `, ${int(s.duplicates)} duplicates` : ''} |`,
     ),
   ];
-  const network = sk.summary.filter((s) => s.sink !== 'file');
+  // s3_uncompressed is not a default configuration: it only separates gzip's cost from the sink's.
+  const network = sk.summary.filter((s) => s.sink !== 'file' && s.sink !== 's3_uncompressed');
   const pg = sk.summary.find((s) => s.sink === 'postgres');
   const cpuOk = network.every((s) => s.cpuVsFile <= SINK_CPU_GOAL);
-  const rssOk = sk.summary.every((s) => s.peakRssMb < SINK_RSS_GOAL_MB);
+  const rssOk = network.every((s) => s.peakRssMb < SINK_RSS_GOAL_MB);
   return [
     '## Sinks',
     '',
@@ -376,7 +377,9 @@ function sinksSection(sk: SinksResult): string[] {
       `${sk.rounds} round${sk.rounds === 1 ? '' : 's'} in rotating order, the file sink in every round. Each destination ` +
       'runs in a process of its own: the test emulators for http, splunk_hec (indexer acknowledgement on, ' +
       '`ack_poll_interval_ms: 50`, indexing 20 ms after accepting) and elasticsearch; PostgreSQL 15 from initdb ' +
-      '(`fsync = off`), rsyslogd (imtcp to omfile) and s3rver. Sinks use their default batch and request settings. ' +
+      '(`fsync = off`), rsyslogd (imtcp to omfile) and s3rver. Sinks use their default batch and request settings; ' +
+      's3_uncompressed is the s3 sink with `compression: none` (gzip is its default), to show what gzip costs, and ' +
+      'is not counted against the goals. ' +
       "CPU and peak RSS are the oktail process's; the CPU ratio is each run's over the file sink's in the same round " +
       "(the median when there are several rounds). events/s is distinct events held over the CLI's wall time. " +
       'After each run the destination is counted against the uuids served: every event present, none unknown, and ' +
@@ -393,7 +396,14 @@ function sinksSection(sk: SinksResult): string[] {
             .filter((s) => !(s.cpuVsFile <= SINK_CPU_GOAL))
             .map((s) => `${s.sink} ${ratio(s.cpuVsFile)}`)
             .join(', ')})`) +
-      `; peak RSS under ${SINK_RSS_GOAL_MB} MB: ${yes(rssOk)}; postgres at least ${int(POSTGRES_GOAL)} events/s: ` +
+      `; every network sink's peak RSS under ${SINK_RSS_GOAL_MB} MB: ${yes(rssOk)}` +
+      (rssOk
+        ? ''
+        : ` (${network
+            .filter((s) => !(s.peakRssMb < SINK_RSS_GOAL_MB))
+            .map((s) => `${s.sink} ${fixed(s.peakRssMb, 0)} MB`)
+            .join(', ')})`) +
+      `; postgres at least ${int(POSTGRES_GOAL)} events/s: ` +
       `${pg ? `${yes(pg.eventsPerSec >= POSTGRES_GOAL)} (${int(pg.eventsPerSec)})` : 'n/a'}.`,
     '',
   ];

@@ -52,6 +52,20 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     expect(sample[0]!.event_type).toBe(batch[7]!.eventType);
   });
 
+  it('stores the events compressed with lz4 (the server has it), which costs the server less than pglz', async () => {
+    const driver = new PostgresDriver({ name: 'db', url, table: 'lz4_events', connections: 1 });
+    expect(await driver.send(itemsOf(items(200, 11)), signal())).toEqual({ kind: 'ok' });
+    await driver.close();
+    const { rows } = await server.query<{ method: string | null; n: string }>(
+      'SELECT pg_column_compression(event) AS method, count(*) AS n FROM lz4_events GROUP BY 1 ORDER BY 1',
+      [],
+      'security',
+    );
+    // Values small enough to stay uncompressed show as null; every compressed one is lz4.
+    expect(rows.filter((r) => r.method !== null).map((r) => r.method)).toEqual(['lz4']);
+    expect(Number(rows.find((r) => r.method === 'lz4')?.n)).toBeGreaterThan(0);
+  });
+
   it('retries while the server is down and delivers once it is back', async () => {
     const driver = new PostgresDriver({ name: 'db', url, table: 'restart_events', connections: 1 });
     expect(await driver.send(itemsOf(items(10, 2)), signal())).toEqual({ kind: 'ok' });

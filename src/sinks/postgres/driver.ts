@@ -143,9 +143,6 @@ function isPermanent(code: string): boolean {
   );
 }
 
-/** Fewer rows than this go as one statement: splitting small requests costs more than it gains. */
-const MIN_ROWS_PER_STATEMENT = 250;
-
 /**
  * Inserts each request with `ON CONFLICT (uuid) DO NOTHING` (see `insertEvents`), so a batch delivered
  * again after a crash adds nothing: exactly once. COMMIT returns after the server flushed the WAL
@@ -184,20 +181,10 @@ export class PostgresDriver implements SinkDriver {
   async send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     const { rows, failed } = eventRows(items);
     if (rows.length === 0) return failed.length > 0 ? { kind: 'partial', failed } : { kind: 'ok' };
-    // The server parses every event into jsonb, which is most of its work: a large request goes as
-    // several statements on as many connections, so that it uses more than one server process. Each
-    // statement is atomic and idempotent (ON CONFLICT DO NOTHING), so a failure of any sends all again.
-    const parts = Math.max(
-      1,
-      Math.min(this.#o.connections, Math.floor(rows.length / MIN_ROWS_PER_STATEMENT)),
-    );
-    const size = Math.ceil(rows.length / parts);
-    const chunks: number[][] = [];
-    for (let from = 0; from < rows.length; from += size) chunks.push(rows.slice(from, from + size));
-    const clients = new Set<pg.PoolClient>();
+    let client: pg.PoolClient | undefined;
     const abort = () => {
       // Ending the connection cancels the statement; its transaction rolls back on the server.
-      for (const client of clients) client.connection.stream.destroy();
+      client?.connection.stream.destroy();
     };
     signal.addEventListener('abort', abort, { once: true });
     try {
@@ -205,41 +192,18 @@ export class PostgresDriver implements SinkDriver {
       // Connecting is not cancellable in pg; stop waiting for it on abort (a blackholed server would
       // otherwise hold a shutdown for connectionTimeoutMillis).
       await untilAborted(this.#ensureTable(), signal);
-      const results = await Promise.allSettled(
-        chunks.map((chunk) => this.#insert(items, chunk, clients, signal)),
-      );
-      const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
-      if (errors.length > 0) {
-        const outcomes = errors.map((err) => this.#classify(err));
-        return outcomes.find((o) => o.kind === 'permanent') ?? (outcomes[0] as SendOutcome);
-      }
+      client = await untilAborted(this.#checkout(), signal, (late) => this.#release(late));
+      // One statement: the request is one transaction, as the sink promises.
+      await insertEvents(client, this.#o.table, items, rows);
+      this.#release(client);
+      client = undefined;
       return failed.length > 0 ? { kind: 'partial', failed } : { kind: 'ok' };
     } catch (err) {
+      // A connection that saw an error is not reused: it may be half-way through a broken protocol state.
+      if (client) this.#release(client, err instanceof Error ? err : true);
       return this.#classify(err);
     } finally {
       signal.removeEventListener('abort', abort);
-    }
-  }
-
-  /** One statement on a connection of its own. */
-  async #insert(
-    items: SinkItems,
-    rows: number[],
-    clients: Set<pg.PoolClient>,
-    signal: AbortSignal,
-  ): Promise<void> {
-    const client = await untilAborted(this.#checkout(), signal, (late) => this.#release(late));
-    clients.add(client);
-    if (signal.aborted) client.connection.stream.destroy();
-    try {
-      await insertEvents(client, this.#o.table, items, rows);
-      clients.delete(client);
-      this.#release(client);
-    } catch (err) {
-      clients.delete(client);
-      // A connection that saw an error is not reused: it may be half-way through a broken protocol state.
-      this.#release(client, err instanceof Error ? err : true);
-      throw err;
     }
   }
 
