@@ -96,12 +96,24 @@ export function eventFields(batch: EventBatch): EventFields {
   };
 }
 
+/** A field's position before it was looked for, and once known absent (not there, or not a string). */
+const UNKNOWN = 0xffffffff;
+const ABSENT = 0xfffffffe;
+
 class LazyFields implements EventFields {
   readonly #data: Buffer;
   readonly #starts: Uint32Array;
   readonly #ends: Uint32Array;
-  /** Field f of event i at [i * FIELD_COUNT + f]: undefined until read (or known absent). */
-  readonly #values: (string | null | undefined)[];
+  /**
+   * Where field f of event i lies, at [i * FIELD_COUNT + f]: the string value's bytes between its quotes
+   * (or UNKNOWN, ABSENT). Positions, not strings: a batch lives until every sink answered, and strings
+   * kept that long outlive the young generation, which makes every collection dearer. A string is made
+   * per call and dies young.
+   */
+  readonly #from: Uint32Array;
+  readonly #to: Uint32Array;
+  /** 1 where the value holds an escape and must be decoded as JSON. */
+  readonly #escaped: Uint8Array;
   /** Where reading event i resumes (0: not started; DONE: read to its end). */
   readonly #resume: Uint32Array;
 
@@ -109,7 +121,9 @@ class LazyFields implements EventFields {
     this.#data = data;
     this.#starts = starts;
     this.#ends = ends;
-    this.#values = new Array<string | null | undefined>(starts.length * FIELD_COUNT);
+    this.#from = new Uint32Array(starts.length * FIELD_COUNT).fill(UNKNOWN);
+    this.#to = new Uint32Array(starts.length * FIELD_COUNT);
+    this.#escaped = new Uint8Array(starts.length * FIELD_COUNT);
     this.#resume = new Uint32Array(starts.length);
   }
 
@@ -141,15 +155,18 @@ class LazyFields implements EventFields {
   #get(i: number, field: number): string | null {
     if (i < 0 || i >= this.#starts.length) return null;
     const slot = i * FIELD_COUNT + field;
-    const known = this.#values[slot];
-    if (known !== undefined) return known;
-    if (this.#resume[i] !== DONE) this.#readUntil(i, field);
-    return this.#values[slot] ?? null;
+    if (this.#from[slot] === UNKNOWN) this.#readUntil(i, field);
+    const from = this.#from[slot] as number;
+    if (from === ABSENT || from === UNKNOWN) return null;
+    const to = this.#to[slot] as number;
+    return this.#escaped[slot] === 1
+      ? (JSON.parse(this.#data.toString('utf8', from - 1, to + 1)) as string)
+      : this.#data.toString('utf8', from, to);
   }
 
   /**
    * Walks event i's top level from where the last read stopped until `field` is found or the object
-   * ends, keeping every field met on the way. The bytes are valid JSON (the page scanner checked them);
+   * ends, noting every field met on the way. The bytes are valid JSON (the page scanner checked them);
    * anything unexpected ends the walk, leaving the fields not found absent. Nested objects and arrays
    * are skipped by depth, so a `uuid` inside `target` never counts, and a value that is not a string
    * counts as absent. Should a key repeat, its first value counts.
@@ -158,8 +175,12 @@ class LazyFields implements EventFields {
     const d = this.#data;
     const end = this.#ends[i] as number;
     const base = i * FIELD_COUNT;
-    const values = this.#values;
+    const from = this.#from;
     let p = this.#resume[i] as number;
+    if (p === DONE) {
+      if (from[base + field] === UNKNOWN) from[base + field] = ABSENT;
+      return;
+    }
     if (p === 0) {
       p = this.#starts[i] as number;
       while (p < end && d[p] !== OPEN_BRACE) p++;
@@ -182,8 +203,9 @@ class LazyFields implements EventFields {
       p++;
       while (p < end && ((c = d[p] as number) === 0x20 || c === 0x09 || c === 0x0d)) p++;
       if (p >= end) break;
+      const first = id >= 0 && from[base + id] === UNKNOWN;
       if (c === QUOTE) {
-        const from = p;
+        const valueFrom = p + 1;
         let escaped = false;
         p++;
         while (p < end && (c = d[p] as number) !== QUOTE) {
@@ -193,12 +215,12 @@ class LazyFields implements EventFields {
           } else p++;
         }
         if (p >= end) break;
-        p++;
-        if (id >= 0 && values[base + id] === undefined) {
-          values[base + id] = escaped
-            ? (JSON.parse(d.toString('utf8', from, p)) as string)
-            : d.toString('utf8', from + 1, p - 1);
+        if (first) {
+          from[base + id] = valueFrom;
+          this.#to[base + id] = p;
+          if (escaped) this.#escaped[base + id] = 1;
         }
+        p++;
       } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
         let depth = 1;
         p++;
@@ -211,11 +233,11 @@ class LazyFields implements EventFields {
           else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
           p++;
         }
-        if (id >= 0 && values[base + id] === undefined) values[base + id] = null;
+        if (first) from[base + id] = ABSENT;
       } else {
         // A number, true, false or null: not a string.
         while (p < end && (c = d[p] as number) !== COMMA && c !== CLOSE_BRACE) p++;
-        if (id >= 0 && values[base + id] === undefined) values[base + id] = null;
+        if (first) from[base + id] = ABSENT;
       }
       if (id === field) {
         this.#resume[i] = p;
@@ -223,7 +245,7 @@ class LazyFields implements EventFields {
       }
     }
     this.#resume[i] = DONE;
-    for (let f = 0; f < FIELD_COUNT; f++) if (values[base + f] === undefined) values[base + f] = null;
+    for (let f = 0; f < FIELD_COUNT; f++) if (from[base + f] === UNKNOWN) from[base + f] = ABSENT;
   }
 }
 

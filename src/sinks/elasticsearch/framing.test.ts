@@ -62,6 +62,16 @@ describe('bulk responses', () => {
   ];
   const item = (status: number, error?: object) => ({ create: { _index: 'okta', _id: 'x', status, error } });
 
+  it('takes an answer without errors and with one result per event as delivered, and nothing less', () => {
+    const answer = (errors: boolean, n: number) =>
+      JSON.stringify({ errors, took: 3, items: Array.from({ length: n }, () => item(201)) });
+    expect(classifyBulkResponse(200, answer(false, 3), itemsOf(items))).toEqual({ kind: 'ok' });
+    expect(classifyBulkResponse(200, answer(false, 2), itemsOf(items)).kind).toBe('retry');
+    expect(classifyBulkResponse(200, answer(false, 3).slice(0, -2), itemsOf(items)).kind).toBe('retry');
+    const spaced = JSON.stringify({ errors: false, items: [item(201), item(201), item(201)] }, null, 1);
+    expect(classifyBulkResponse(200, spaced, itemsOf(items))).toEqual({ kind: 'ok' });
+  });
+
   it('counts a version conflict as already delivered', () => {
     const body = JSON.stringify({
       errors: true,

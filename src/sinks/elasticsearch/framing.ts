@@ -177,6 +177,7 @@ export function classifyBulkResponse(
   if (!ok) {
     return { kind: 'permanent', message: `${said}: is the endpoint an Elasticsearch or OpenSearch node?` };
   }
+  if (allCreated(body, items.length)) return { kind: 'ok' };
   let parsed: { errors?: unknown; items?: unknown };
   try {
     parsed = JSON.parse(body) as typeof parsed;
@@ -217,6 +218,22 @@ export function classifyBulkResponse(
     });
   }
   return failed.length === 0 ? { kind: 'ok' } : { kind: 'partial', failed };
+}
+
+/**
+ * Whether a `_bulk` answer says, before its items, that none failed, and holds one `create` result per
+ * event: the common answer, read without building an object per item. A JSON string cannot hold the
+ * tokens searched for unescaped, so they are structure. Anything else is parsed in full.
+ */
+function allCreated(body: string, expected: number): boolean {
+  const itemsAt = body.indexOf('"items":[');
+  if (!body.startsWith('{') || itemsAt < 0 || !body.trimEnd().endsWith(']}')) return false;
+  const errorsAt = body.indexOf('"errors":false');
+  if (errorsAt < 0 || errorsAt > itemsAt) return false;
+  let count = 0;
+  for (let at = body.indexOf('{"create":{', itemsAt); at >= 0; at = body.indexOf('{"create":{', at + 11))
+    count++;
+  return count === expected;
 }
 
 function itemFix(type: string): string {
