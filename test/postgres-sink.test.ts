@@ -50,6 +50,16 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     expect(sample[0]!.event._okta_event_type).toBe('systemLog');
     expect(sample[0]!.source).toBe('okta');
     expect(sample[0]!.event_type).toBe(batch[7]!.eventType);
+    // Events 1, 51 and 101 carry unicode, escapes and U+2028: stored as sent (jsonb keeps strings exactly;
+    // numbers it normalises, so -0.0 in event 151 reads back as 0 whatever the client does).
+    for (const k of [1, 51, 101]) {
+      const { rows: tricky } = await server.query<{ event: unknown }>(
+        'SELECT event FROM okta_events WHERE uuid = $1',
+        [batch[k]!.uuid],
+        'security',
+      );
+      expect(tricky[0]!.event).toEqual(JSON.parse(batch[k]!.bytes.toString('utf8')));
+    }
   });
 
   it('stores the events compressed with lz4 (the server has it), which costs the server less than pglz', async () => {
