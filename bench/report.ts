@@ -406,5 +406,39 @@ function sinksSection(sk: SinksResult): string[] {
       `; postgres at least ${int(POSTGRES_GOAL)} events/s: ` +
       `${pg ? `${yes(pg.eventsPerSec >= POSTGRES_GOAL)} (${int(pg.eventsPerSec)})` : 'n/a'}.`,
     '',
+    ...SINK_NOTES,
   ];
 }
+
+/**
+ * What CPU profiles (`BENCH_CPU_PROF_DIR=dir` gives one per measured process) and separate measurements
+ * showed, written down with the version they describe.
+ */
+const SINK_NOTES = [
+  "Where the network sinks' CPU went, from `node --cpu-prof` of each run (`BENCH_CPU_PROF_DIR=<dir>` makes " +
+    'the harness profile every measured process): reading `uuid`, `published`, `eventType` and `severity` out ' +
+    "of every event's bytes was the largest cost every network sink had beyond the file sink's (4-20 % of each " +
+    'profile, idle time included), then the garbage of one object per event in the shared helper and of assembling request bodies ' +
+    'from a buffer per event. Since then the helper holds runs of pages and hands drivers a view over them ' +
+    "(no object per event; http and s3 send the page's own NDJSON bytes), each field is read only when a " +
+    "driver asks for it and only as far into the event as it lies (http reads none, s3 the first event's, " +
+    "splunk_hec only `published`), the walk is about twice as fast (1,000 events of the emulator's: 8.0 to " +
+    '4.3 µs per event for all four fields, 2.4 µs for `published` alone, best of 15 on a loaded machine), the ' +
+    'batch keeps field positions instead of strings (strings that outlive the young generation make every ' +
+    'collection dearer), bodies are written into one buffer, Elasticsearch reads an all-created `_bulk` answer ' +
+    "without building an object per item, and postgres sends the events as the parameter's binary form (their " +
+    'UTF-8 bytes) instead of decoding 2 MB per page into a string that node-postgres encodes back.',
+  '',
+  "s3's default `compression: gzip` is most of its cost: gzip at zlib's default level 6 takes about 65 ms per " +
+    "2 MB page (65 µs per event, three times the file sink's whole cost per event); level 1 about 23 ms. The " +
+    's3_uncompressed line is the same sink without it.',
+  '',
+  'postgres is bound by the server, not by oktail (the oktail process is idle two thirds of the run): on this ' +
+    'machine, shared with other work at a load average of 10 to 12, one backend turned 1,000-event texts into ' +
+    '`jsonb` (`string_to_array` and `::jsonb`, nothing stored) at 9,300-11,600 events/s, and the whole INSERT ' +
+    'with the primary key at 2,800-6,000 events/s. The events are stored with lz4 instead of pglz when the ' +
+    'server has it (`default_toast_compression`, set per connection): 2,700-4,700 events/s became 5,000-7,900 ' +
+    'in the same minutes. Splitting a request into statements on two connections measured another 1.05-1.8x, but ' +
+    'the sink promises one transaction per batch (and arrival order), so it is not done.',
+  '',
+];
