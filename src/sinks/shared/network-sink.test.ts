@@ -147,6 +147,27 @@ describe('createNetworkSink', () => {
     await s.close();
   });
 
+  it('counts the sources routed to it now, not its configured inputs, for the early flush', async () => {
+    const driver = new ScriptedDriver();
+    const { sink: s } = sink(driver, settings({ timeoutMs: 600_000 }));
+    const first = s.write(events('a', 0, 2), live());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(driver.requests).toEqual([]);
+    // Source b was removed at run time: nothing more can come before a flush.
+    s.routed?.(['a']);
+    expect(await first).toEqual({ kind: 'ok' });
+    expect(driver.requests).toEqual([uuids(0, 2)]);
+    // A source added at run time is waited for like a configured one.
+    s.routed?.(['a', 'c']);
+    const second = s.write(events('a', 5, 1), live());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(driver.requests).toHaveLength(1);
+    const third = s.write(events('c', 20, 1), live());
+    expect(await Promise.all([second, third])).toEqual([{ kind: 'ok' }, { kind: 'ok' }]);
+    expect(driver.requests[1]).toEqual([...uuids(5, 1), ...uuids(20, 1)]);
+    await s.close();
+  });
+
   it('combines small pages of several sources into one request within the batch timeout', async () => {
     const driver = new ScriptedDriver();
     const { sink: s } = sink(driver, settings({ timeoutMs: 200 }));

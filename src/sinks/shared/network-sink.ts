@@ -366,6 +366,8 @@ class NetworkSink implements Sink {
   #closed: Promise<void> | null = null;
   /** Unanswered `write` calls per source. */
   readonly #waiting = new Map<string, number>();
+  /** The sources routed here now, once the pipeline said so (sources can come and go at run time). */
+  #routed: readonly string[] | null = null;
   /** Failure streak: when it started and how many attempts failed, for one warning and one recovery line. */
   #streak: { since: number; attempts: number } | null = null;
 
@@ -378,6 +380,12 @@ class NetworkSink implements Sink {
   }
 
   async open(): Promise<void> {}
+
+  routed(sources: readonly string[]): void {
+    this.#routed = [...sources];
+    // A source that went away may have been the only one not waiting: what is buffered may go now.
+    this.#pump();
+  }
 
   write(batch: EventBatch, signal: AbortSignal): Promise<WriteResult> {
     if (this.#closing) {
@@ -448,7 +456,7 @@ class NetworkSink implements Sink {
       const full = this.#bufferEvents >= maxEvents || this.#bufferBytes >= maxBytes;
       // The pipeline hands over one page per source and waits for its answer: once every input waits,
       // nothing more can arrive before a flush, and waiting for the batch timeout would only add latency.
-      const everyInputWaits = this.inputs.every((source) => this.#waiting.has(source));
+      const everyInputWaits = (this.#routed ?? this.inputs).every((source) => this.#waiting.has(source));
       if (!full && !this.#due && !everyInputWaits && timeoutMs > 0) {
         this.#timer ??= setTimeout(() => {
           this.#timer = null;
