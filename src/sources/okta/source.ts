@@ -24,7 +24,7 @@ export interface RetrySettings {
 
 export interface OktaSourceOptions {
   name: string;
-  client: Pick<OktaHttpClient, 'origin' | 'resolve' | 'fetch'>;
+  client: Pick<OktaHttpClient, 'origin' | 'resolve' | 'fetch' | 'reclaimBody'>;
   limiter: RateLimiter;
   logic: CollectionLogic;
   telemetry: TelemetrySink;
@@ -53,6 +53,14 @@ export class OktaSource {
   readonly #random: () => number;
   readonly #tags: Record<string, JsonValue>;
   readonly #domain: string;
+  /** NDJSON is rendered into this one buffer, for the same reason the client reuses its body buffer. */
+  #output: Buffer = Buffer.alloc(0);
+  readonly #outputOf = (size: number): Buffer => {
+    if (size > this.#output.length) {
+      this.#output = Buffer.allocUnsafeSlow(Math.max(size, Math.ceil(this.#output.length * 1.5)));
+    }
+    return this.#output.subarray(0, size);
+  };
 
   constructor(options: OktaSourceOptions) {
     this.name = options.name;
@@ -64,7 +72,9 @@ export class OktaSource {
 
   /**
    * Yields the pages of one cycle, starting from `state` (the last committed state). The generator
-   * resumes only after the caller delivered the previous page, so backpressure is simply awaiting.
+   * resumes only after the caller delivered the previous page, so backpressure is simply awaiting. A
+   * page's batch is a view on buffers the next page is read and rendered into: every sink must be done
+   * with its bytes before the generator is resumed.
    */
   async *cycle(state: JsonObject, signal: AbortSignal): AsyncGenerator<SourcePage> {
     const { client, logic } = this.#o;
@@ -94,10 +104,12 @@ export class OktaSource {
     if (logic.transformPage && spans.count > 0) {
       const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
       // The script's thread may have taken the bytes and given them back.
-      const bytes = edits.body
-        ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
-        : body;
-      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits });
+      let bytes = body;
+      if (edits.body) {
+        bytes = Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength);
+        this.#o.client.reclaimBody(edits.body);
+      }
+      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits, output: this.#outputOf });
       const dropped = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n + 1 : n), 0);
       if (dropped > 0) {
         telemetry.eventsDropped({ source: this.name, events: dropped, reason: 'script' });
@@ -105,7 +117,8 @@ export class OktaSource {
       return batchFromNdjson(this.name, this.#domain, ndjson);
     }
     if (!logic.transform || spans.count === 0) {
-      return batchFromNdjson(this.name, this.#domain, renderNdjson(body, spans, this.#tags));
+      const ndjson = renderNdjson(body, spans, this.#tags, { output: this.#outputOf });
+      return batchFromNdjson(this.name, this.#domain, ndjson);
     }
     const events: JsonObject[] = [];
     for (let i = 0; i < spans.count; i++) events.push(parseEvent(body, spans, i));
