@@ -64,7 +64,9 @@ export class OktaHttpClient implements AuthTransport {
   /**
    * Every 200 body is read into this one buffer. A fresh 2 MB buffer per page (plus the chunks it was
    * assembled from) lives outside V8's heap, which frees it only when it next collects: pages allocate
-   * so little inside the heap that tens of MB of dead bodies piled up between collections.
+   * so little inside the heap that tens of MB of dead bodies piled up between collections. It is shared
+   * memory, so a script's thread reads a page where it is instead of receiving a copy or the buffer
+   * itself (moving a buffer between threads costs more than its bytes' worth).
    */
   #bodyBuffer: Buffer = Buffer.alloc(0);
 
@@ -189,20 +191,9 @@ export class OktaHttpClient implements AuthTransport {
     await this.#dispatcher.close();
   }
 
-  /**
-   * Hands back bytes a 200's `body` was a view on, after they moved to another thread and back (the
-   * buffer the client holds is then detached): the next page is read into them again.
-   */
-  reclaimBody(bytes: Uint8Array): void {
-    if (this.#bodyBuffer.length === 0 && bytes.buffer instanceof ArrayBuffer) {
-      this.#bodyBuffer = Buffer.from(bytes.buffer);
-    }
-  }
-
   async #readBody(body: Dispatcher.ResponseData['body'], contentLength: string | undefined): Promise<Buffer> {
     let buffer = this.#bodyBuffer;
     const expected = contentLength === undefined ? NaN : Number(contentLength);
-    // A body moved to another thread and never given back leaves this buffer detached (length 0).
     if (Number.isSafeInteger(expected) && expected > buffer.length) buffer = grown(buffer, 0, expected);
     let size = 0;
     for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -248,7 +239,9 @@ function flattenHeaders(raw: Record<string, string | string[] | undefined>): Rec
 
 /** A larger buffer holding the first `used` bytes of `buffer`. */
 function grown(buffer: Buffer, used: number, needed: number): Buffer {
-  const next = Buffer.allocUnsafeSlow(Math.max(MIN_BODY_BUFFER, needed, Math.ceil(buffer.length * 1.5)));
+  const next = Buffer.from(
+    new SharedArrayBuffer(Math.max(MIN_BODY_BUFFER, needed, Math.ceil(buffer.length * 1.5))),
+  );
   buffer.copy(next, 0, 0, used);
   return next;
 }

@@ -24,7 +24,7 @@ export interface RetrySettings {
 
 export interface OktaSourceOptions {
   name: string;
-  client: Pick<OktaHttpClient, 'origin' | 'resolve' | 'fetch' | 'reclaimBody'>;
+  client: Pick<OktaHttpClient, 'origin' | 'resolve' | 'fetch'>;
   limiter: RateLimiter;
   logic: CollectionLogic;
   telemetry: TelemetrySink;
@@ -104,11 +104,9 @@ export class OktaSource {
     if (logic.transformPage && spans.count > 0) {
       const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
       // The script's thread may have taken the bytes and given them back.
-      let bytes = body;
-      if (edits.body) {
-        bytes = Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength);
-        this.#o.client.reclaimBody(edits.body);
-      }
+      const bytes = edits.body
+        ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
+        : body;
       const ndjson = renderNdjson(bytes, spans, this.#tags, { edits, output: this.#outputOf });
       const dropped = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n + 1 : n), 0);
       if (dropped > 0) {
