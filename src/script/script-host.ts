@@ -103,6 +103,7 @@ export class IsolatedScript {
         body,
         offsets: events.offsets,
         count: events.count,
+        ...(events.escapedKeys ? { escapedKeys: events.escapedKeys } : {}),
       } as const;
       const transfer = shared ? [] : [body.buffer as ArrayBuffer];
       return (await engine.request(request, 'transform', deadlineMs, transfer)) as TransformedEvents;

@@ -11,7 +11,15 @@ import type { EventBatch } from '../../core/sink.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
 import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './client.js';
 import { parseLinks } from './link-header.js';
-import { eventRef, parseEvent, renderNdjson, renderObjects, scanPage, type EventSpans } from './page-body.js';
+import {
+  eventRef,
+  parseEvent,
+  renderNdjson,
+  renderObjects,
+  scanPage,
+  SpanFlag,
+  type EventSpans,
+} from './page-body.js';
 import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
 import { sleep } from '../../core/async.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -102,7 +110,16 @@ export class OktaSource {
   async #render(body: Buffer, spans: EventSpans): Promise<EventBatch> {
     const { logic, telemetry } = this.#o;
     if (logic.transformPage && spans.count > 0) {
-      const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
+      const escapedKeys = new Uint8Array(spans.count);
+      for (let i = 0; i < spans.count; i++) {
+        if (((spans.flags[i] as number) & SpanFlag.ESCAPED_KEY) !== 0) escapedKeys[i] = 1;
+      }
+      const edits = await logic.transformPage({
+        body,
+        offsets: spans.offsets,
+        count: spans.count,
+        escapedKeys,
+      });
       // The script's thread may have taken the bytes and given them back.
       const bytes = edits.body
         ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
