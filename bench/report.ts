@@ -295,7 +295,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
         'configure reads it in place), and the NDJSON is rendered into a second reused buffer: only the chunks ' +
         'remain. V8 frees those when it collects its young generation, which start-up had grown to 16 MB a ' +
         'half, so a collection came every 30 pages or so, with up to 60 MB of chunks. bin/oktail.js now keeps ' +
-        "the young generation at its initial size (V8's `--semi-space-growth-factor=1`, set from inside the " +
+        "the young generation of `run` and `demo` at its initial size (V8's `--semi-space-growth-factor=1`, set from inside the " +
         'process before any module loads: V8 reads it whenever the space would grow); it is then collected every ' +
         'page or two, with no CPU cost that a run could show. The same backfill on 2026-11-29 (load average 2 to ' +
         '13): 172 MB before these changes (CPU 20.9 s), 143–147 MB with the reused buffers alone (CPU 12.4 s: the ' +
