@@ -299,7 +299,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
         'process before any module loads: V8 reads it whenever the space would grow); it is then collected every ' +
         'page or two, with no CPU cost that a run could show. The same backfill on 2026-11-29 (load average 2 to ' +
         '13): 172 MB before these changes (CPU 20.9 s), 143–147 MB with the reused buffers alone (CPU 12.4 s: the ' +
-        'copies and the collections of dead pages were most of the CPU), 103–107 MB with both (CPU 10.7–13.5 s). ' +
+        'copies and the collections of dead pages were most of the CPU), 103–107 MB with both (CPU 10.7–13.5 s); runs of this scenario with this build gave 96, 102 and 94 MB (02:50, 03:02 and 03:03 UTC, load average 7 to 10), so the 100 MB goal is met most of the time, not with a margin. ' +
         'Left above the idle 77 MB: the two page buffers (2.9 MB each: the first page sizes them, a larger page ' +
         'grows them by half), the TLS chunks still waiting for a collection (10–20 MB) and what malloc keeps of ' +
         'the freed ones. `--max-semi-space-size=1` at start would take about 2 MB more off; it cannot be set from ' +
