@@ -37,6 +37,7 @@ export async function machine(): Promise<Machine> {
 const LABELS: Record<ContenderName, string> = {
   oktail: 'oktail (file sink)',
   'oktail-lua': 'oktail + Lua `transform` per event',
+  'oktail-lua-identity': 'oktail + Lua `transform` returning each event unchanged',
   naive: 'naive baseline (undici + JSON.parse + JSON.stringify)',
   sdk: 'Okta Node SDK 8 (`listLogEvents` + `each`)',
 };
@@ -214,8 +215,8 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
     out.push(
       `## Throughput without a rate limit`,
       '',
-      `${int(t.events)} events (about 1.9 KB each, 1000 per page), ${t.rounds} round${t.rounds === 1 ? '' : 's'} run in rotating order; the oktail + Lua`,
-      'line is one run after them. Absolute figures are medians over the rounds; ratios are the median of',
+      `${int(t.events)} events (about 1.9 KB each, 1000 per page), ${t.rounds} round${t.rounds === 1 ? '' : 's'} run in rotating order; the two oktail + Lua`,
+      'lines are one run each after them. Absolute figures are medians over the rounds; ratios are the median of',
       "each round's ratio to that round's baseline run. CPU is the whole process, start to exit; \"less",
       'startup" subtracts the same collector run against an empty org (start, load config, one request,',
       'exit).',
@@ -275,6 +276,7 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
     );
   }
   if (st) out.push(...startupSection(st));
+  if (st || m || t) out.push(...leanerSection(st, m, t));
   if (m) {
     const r = m.run;
     out.push(
@@ -285,24 +287,24 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
         `${fixed(r.wallMs / 1000, 1)} s, ${int((r.output?.lines ?? 0) / (r.wallMs / 1000))} events/s, CPU ${fixed(r.cpuMs / 1000, 1)} s, ` +
         `byte-identical lines ${int(r.output?.identical ?? 0)} of ${int(r.output?.lines ?? 0)}.`,
       '',
-      'Where the memory goes (measured with `process.memoryUsage()` sampled every 100 ms in every thread, and ' +
-        'VmHWM): a `run` that collects nothing already holds 80–90 MB: Node.js itself about 42 MB, the modules ' +
-        'a run loads about 18 MB, and, until this version, a worker thread for the built-in script about 10 MB ' +
-        "(the built-in script now runs in the collector's thread; a script you configure keeps its watched thread). " +
-        "During a backfill, each 1000-event page leaves about 6 MB of dead buffers behind (the socket's chunks, " +
-        'the assembled body, the NDJSON written), outside the JavaScript heap. V8 frees such buffers when it collects ' +
-        'their handles, and starts a collection for memory outside its heap only after that memory grew by 64 MB; ' +
-        'a page allocates little inside the heap, so young-generation collections are rare too, and 20–35 MB of ' +
-        'dead page buffers are what lifts the peak. `--max-semi-space-size=2` or `4` changed nothing; `=1` took ' +
-        '26 MB off at 25 % more CPU, and a forced minor collection every 50 ms 20 MB at 60 % more CPU: symptoms, ' +
-        'not adopted. The cause is the allocation per page: reusing one body buffer per source in the HTTP client ' +
-        'and rendering into a reused output buffer would remove it, once the sink contract (being reworked) says ' +
-        'when a sink is done with a batch. With a per-event `transform`, the script thread held up to 50 MB of ' +
-        "garbage in V8's default 16 MB semi-spaces, and each page's copy of the bytes it was sent: its young " +
-        'generation is now capped at 8 MB (same CPU), and the bytes move to its thread and back instead of being ' +
-        'copied (backfilling 100,000 events with `return e`: peak RSS 222 MB before, 137–143 MB after; the ' +
-        "collector without a transform: 131 MB, in the same minutes). The throughput table's oktail + Lua line was measured before both.",
-
+      'Where the memory goes (measured with `process.memoryUsage()` sampled every 50–100 ms and /proc/self/status): ' +
+        "a `run` that collects nothing holds about 77 MB, 45 MB of it the node binary's mapped code and data. Each " +
+        "1000-event page used to leave about 6 MB of dead buffers outside the JavaScript heap: the TLS layer's " +
+        '16 KB chunks (2 MB a page), the body assembled from them and the NDJSON rendered. The body is now read ' +
+        'into one buffer per source, reused from page to page (shared memory, so the thread of a script you ' +
+        'configure reads it in place), and the NDJSON is rendered into a second reused buffer: only the chunks ' +
+        'remain. V8 frees those when it collects its young generation, which start-up had grown to 16 MB a ' +
+        'half, so a collection came every 30 pages or so, with up to 60 MB of chunks. bin/oktail.js now keeps ' +
+        "the young generation of `run` and `demo` at its initial size (V8's `--semi-space-growth-factor=1`, set from inside the " +
+        'process before any module loads: V8 reads it whenever the space would grow); it is then collected every ' +
+        'page or two, with no CPU cost that a run could show. The same backfill on 2026-11-29 (load average 2 to ' +
+        '13): 172 MB before these changes (CPU 20.9 s), 143–147 MB with the reused buffers alone (CPU 12.4 s: the ' +
+        'copies and the collections of dead pages were most of the CPU), 103–107 MB with both (CPU 10.7–13.5 s); runs of this scenario with this build gave 96, 102 and 94 MB (02:50, 03:02 and 03:03 UTC, load average 7 to 10), so the 100 MB goal is met most of the time, not with a margin. ' +
+        'Left above the idle 77 MB: the two page buffers (2.9 MB each: the first page sizes them, a larger page ' +
+        'grows them by half), the TLS chunks still waiting for a collection (10–20 MB) and what malloc keeps of ' +
+        'the freed ones. `--max-semi-space-size=1` at start would take about 2 MB more off; it cannot be set from ' +
+        "inside the process. With a per-event `transform`, the script's thread has its young generation capped at " +
+        '8 MB, and it reads the page in place instead of receiving a copy.',
       '',
     );
   }
@@ -344,6 +346,92 @@ function startupSection(st: StartupResult): string[] {
       (st.nodeMedianMs === undefined
         ? ''
         : ` \`node -e 0\` alone took ${fixed(st.nodeMedianMs / 1000, 2)} s (median) in the same minutes.`),
+    '',
+    ...rows,
+    '',
+  ];
+}
+
+/**
+ * Issue 8's goals for a leaner runtime, beside the figures of the build before that work (measured on this
+ * machine on 2026-11-28/29 with this bench: start-up at 01:09 UTC, load 1.3; the million at 01:41 UTC, load
+ * 1.8; the Lua line at 23:51 UTC, load 15).
+ */
+const LEAN_BEFORE = {
+  startupMs: {
+    'oktail --help': 230,
+    'oktail validate -c FILE': 350,
+    'oktail state show -c FILE': 270,
+  } as Record<string, number>,
+  rssMb: 172,
+  luaAddField: 6_107,
+  luaAddFieldCpu: 4.23,
+};
+const STARTUP_GOAL_MS = 300;
+const RSS_GOAL_MB = 100;
+const LUA_GOAL = 15_000;
+
+function leanerSection(
+  st: StartupResult | null,
+  m: MillionResult | null,
+  t: ThroughputResult | null,
+): string[] {
+  const rows = ['| goal | before | now | |', '| --- | ---: | ---: | --- |'];
+  if (st) {
+    for (const name of Object.keys(LEAN_BEFORE.startupMs)) {
+      const now = st.current.medianMs[name];
+      if (now === undefined) continue;
+      // A baseline build run in the same minutes compares fairly; the recorded figure is from a quieter hour.
+      const before = st.baseline?.medianMs[name];
+      const was =
+        before === undefined
+          ? `${fixed(LEAN_BEFORE.startupMs[name]! / 1000)} s (01:09 UTC)`
+          : `${fixed(before / 1000)} s (same runs); ${fixed(LEAN_BEFORE.startupMs[name]! / 1000)} s (01:09 UTC)`;
+      rows.push(
+        `| \`${name}\` under ${fixed(STARTUP_GOAL_MS / 1000)} s (median of ${st.runs}) | ` +
+          `${was} | ${fixed(now / 1000)} s | ${yes(now < STARTUP_GOAL_MS)} |`,
+      );
+    }
+  }
+  if (m) {
+    const mb = m.run.peakRssKb / 1024;
+    rows.push(
+      `| peak RSS backfilling ${int(m.events)} events under ${RSS_GOAL_MB} MB | ${LEAN_BEFORE.rssMb} MB | ` +
+        `${fixed(mb, 0)} MB | ${yes(mb < RSS_GOAL_MB)} |`,
+    );
+  }
+  if (t) {
+    const lua = (name: ContenderName) => t.summary.find((s) => s.contender === name);
+    const add = lua('oktail-lua');
+    const same = lua('oktail-lua-identity');
+    if (add) {
+      rows.push(
+        `| Lua \`transform\` adding a field, at least ${int(LUA_GOAL)} events/s | ${int(LEAN_BEFORE.luaAddField)} ` +
+          `(${fixed(LEAN_BEFORE.luaAddFieldCpu)} CPU s per 100k) | ${int(add.eventsPerSec)} (${fixed(add.cpuSecPer100k)} CPU s per 100k) | ` +
+          `${yes(add.eventsPerSec >= LUA_GOAL)} |`,
+      );
+    }
+    if (same) {
+      rows.push(
+        `| Lua \`transform\` returning each event, at least ${int(LUA_GOAL)} events/s | not measured | ` +
+          `${int(same.eventsPerSec)} (${fixed(same.cpuSecPer100k)} CPU s per 100k) | ${yes(same.eventsPerSec >= LUA_GOAL)} |`,
+      );
+    }
+  }
+  const loads = [st, m, t]
+    .filter((r) => r !== null)
+    .map((r) => `${r.machine.date.slice(11, 16)} UTC ${r.machine.loadBefore.join(' ')}`);
+  return [
+    '## Leaner runtime goals',
+    '',
+    'The figures above against the goals of a leaner runtime, beside those of the build before that work, ' +
+      'measured on this machine with this bench (start-up on 2026-11-29 01:09 UTC at load average 1.3, the million ' +
+      'at 01:41 UTC at 1.8, the Lua line on 2026-11-28 23:51 UTC at 15). The machine is shared: wall times and ' +
+      'events/s move with its load (load average when each scenario above started: ' +
+      `${[...new Set(loads)].join('; ')}). CPU per event moves less, but moves too: two busy cores share caches.` +
+      ' Outside the bench, the same 200,000 events through the CLI into the file sink at load average 5.5 ' +
+      '(2026-11-29 03:09 UTC), one run each: 29,850 events/s without a transform, 15,500 with the one ' +
+      'adding a field, 29,400 with `return e`: the Lua goals hold on a quieter machine, not at load 10.',
     '',
     ...rows,
     '',

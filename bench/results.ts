@@ -17,7 +17,7 @@ export interface Machine {
   loadAfter?: number[];
 }
 
-export type ContenderName = 'oktail' | 'oktail-lua' | 'naive' | 'sdk';
+export type ContenderName = 'oktail' | 'oktail-lua' | 'oktail-lua-identity' | 'naive' | 'sdk';
 
 export interface RequestCounts {
   requests: number;

@@ -1,5 +1,4 @@
 import { Command } from '@commander-js/extra-typings';
-import { CONFIG_EXAMPLE } from './config-example.js';
 
 export function configCommand() {
   const config = new Command('config').description('help writing a config file');
@@ -13,7 +12,10 @@ export function configCommand() {
   config
     .command('example')
     .description('print a commented example config with every key')
-    .action(() => {
+    .action(async () => {
+      // Loaded here: the example lists every sink's keys, which loads the sinks' schemas (and zod), and
+      // `oktail --help` builds this command too.
+      const { CONFIG_EXAMPLE } = await import('./config-example.js');
       process.stdout.write(CONFIG_EXAMPLE);
     });
   return config;
