@@ -104,7 +104,10 @@ export async function measure(options: MeasureOptions): Promise<Measured> {
   await rm(options.usageFile, { force: true });
   const preload = pathToFileURL(join(BUILT, 'usage.js')).href;
   const started = performance.now();
-  const child = spawn(process.execPath, ['--import', preload, ...options.args], {
+  // BENCH_CPU_PROF_DIR: a V8 CPU profile of each measured process, to see where its time goes.
+  const profDir = process.env.BENCH_CPU_PROF_DIR;
+  const prof = profDir ? ['--cpu-prof', '--cpu-prof-dir', profDir] : [];
+  const child = spawn(process.execPath, [...prof, '--import', preload, ...options.args], {
     cwd: ROOT,
     env: { ...process.env, ...options.env, BENCH_USAGE_FILE: options.usageFile },
     stdio: ['ignore', 'pipe', 'pipe'],

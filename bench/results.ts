@@ -17,7 +17,7 @@ export interface Machine {
   loadAfter?: number[];
 }
 
-export type ContenderName = 'oktail' | 'oktail-lua' | 'naive' | 'sdk';
+export type ContenderName = 'oktail' | 'oktail-lua' | 'oktail-lua-identity' | 'naive' | 'sdk';
 
 export interface RequestCounts {
   requests: number;
@@ -136,7 +136,16 @@ export interface MillionResult {
 }
 
 /** The sinks whose destinations the sinks scenario starts (bench/sink-destination.ts). */
-export const NETWORK_SINKS = ['http', 'splunk_hec', 'elasticsearch', 'postgres', 'syslog', 's3'] as const;
+export const NETWORK_SINKS = [
+  'http',
+  'splunk_hec',
+  'elasticsearch',
+  'postgres',
+  'syslog',
+  's3',
+  // The s3 sink with `compression: none`: what the sink costs apart from gzip.
+  's3_uncompressed',
+] as const;
 export type NetworkSink = (typeof NETWORK_SINKS)[number];
 
 export interface SinkRun {

@@ -157,7 +157,9 @@ async function start(config: DestinationConfig): Promise<Destination> {
         stop: () => server.stop(),
       };
     }
-    case 's3': {
+    case 's3':
+    case 's3_uncompressed': {
+      const gzipped = config.type === 's3';
       const server = new S3Server(['security-logs']);
       await server.start();
       const client = new S3Client({
@@ -176,6 +178,7 @@ async function start(config: DestinationConfig): Promise<Destination> {
           `    endpoint: ${server.endpoint}`,
           '    force_path_style: true',
           '    auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
+          ...(gzipped ? [] : ['    compression: none']),
         ],
         env: { S3_KEY_ID: server.accessKeyId, S3_SECRET: server.secretAccessKey },
         uuids: async () => {
@@ -187,7 +190,8 @@ async function start(config: DestinationConfig): Promise<Destination> {
             );
             for (const o of listed.Contents ?? []) {
               const out = await client.send(new GetObjectCommand({ Bucket: 'security-logs', Key: o.Key! }));
-              const text = gunzipSync(Buffer.from(await out.Body!.transformToByteArray())).toString('utf8');
+              const body = Buffer.from(await out.Body!.transformToByteArray());
+              const text = (gzipped ? gunzipSync(body) : body).toString('utf8');
               for (const line of text.split('\n')) if (line !== '') uuids.push(uuidOf(line));
             }
             token = listed.IsTruncated ? listed.NextContinuationToken : undefined;

@@ -8,6 +8,7 @@ import { PostgresServer } from './support/postgres.js';
 import { collect, runCli, secrets, spawnCli, startOrg, type TestOrg } from './support/harness.js';
 import { generatedSinkItems, taggedBytes } from './support/sink-items.js';
 import { waitUntil, writeConfigWithSink } from './support/sink-config.js';
+import { itemsOf } from '../src/sinks/shared/network-sink.js';
 
 const HOUR = 3600_000;
 
@@ -31,8 +32,8 @@ describe('postgres sink driver against a real PostgreSQL', () => {
   it('creates the table and inserts each event once, even when a batch is sent again', async () => {
     const driver = new PostgresDriver({ name: 'db', url, table: 'okta_events', connections: 2 });
     const batch = items(500, 1);
-    expect(await driver.send(batch, signal())).toEqual({ kind: 'ok' });
-    expect(await driver.send(batch.slice(100, 300), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(batch), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(batch.slice(100, 300)), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const { rows } = await server.query<{ n: string; distinct_n: string }>(
       'SELECT count(*) AS n, count(DISTINCT uuid) AS distinct_n FROM okta_events',
@@ -49,17 +50,41 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     expect(sample[0]!.event._okta_event_type).toBe('systemLog');
     expect(sample[0]!.source).toBe('okta');
     expect(sample[0]!.event_type).toBe(batch[7]!.eventType);
+    // Events 1, 51 and 101 carry unicode, escapes and U+2028: stored as sent (jsonb keeps strings exactly;
+    // numbers it normalises, so -0.0 in event 151 reads back as 0 whatever the client does).
+    for (const k of [1, 51, 101]) {
+      const { rows: tricky } = await server.query<{ event: unknown }>(
+        'SELECT event FROM okta_events WHERE uuid = $1',
+        [batch[k]!.uuid],
+        'security',
+      );
+      expect(tricky[0]!.event).toEqual(JSON.parse(batch[k]!.bytes.toString('utf8')));
+    }
+  });
+
+  it('stores the events compressed with lz4 (the server has it), which costs the server less than pglz', async () => {
+    const driver = new PostgresDriver({ name: 'db', url, table: 'lz4_events', connections: 1 });
+    expect(await driver.send(itemsOf(items(200, 11)), signal())).toEqual({ kind: 'ok' });
+    await driver.close();
+    const { rows } = await server.query<{ method: string | null; n: string }>(
+      'SELECT pg_column_compression(event) AS method, count(*) AS n FROM lz4_events GROUP BY 1 ORDER BY 1',
+      [],
+      'security',
+    );
+    // Values small enough to stay uncompressed show as null; every compressed one is lz4.
+    expect(rows.filter((r) => r.method !== null).map((r) => r.method)).toEqual(['lz4']);
+    expect(Number(rows.find((r) => r.method === 'lz4')?.n)).toBeGreaterThan(0);
   });
 
   it('retries while the server is down and delivers once it is back', async () => {
     const driver = new PostgresDriver({ name: 'db', url, table: 'restart_events', connections: 1 });
-    expect(await driver.send(items(10, 2), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items(10, 2)), signal())).toEqual({ kind: 'ok' });
     await server.stopServer('immediate');
-    const down = await driver.send(items(10, 3), signal());
+    const down = await driver.send(itemsOf(items(10, 3)), signal());
     expect(down.kind).toBe('retry');
     expect(down.kind === 'retry' && down.error.message).not.toContain(password);
     await server.startServer();
-    expect(await driver.send(items(10, 3), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items(10, 3)), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const { rows } = await server.query<{ n: string }>(
       'SELECT count(*) AS n FROM restart_events',
@@ -75,7 +100,7 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     await server.query('GRANT CONNECT ON DATABASE security TO reader');
     const readerUrl = server.url('security', 'reader', password);
     const driver = new PostgresDriver({ name: 'db', url: readerUrl, table: 'okta_events', connections: 1 });
-    const result = await driver.send(items(3, 4), signal());
+    const result = await driver.send(itemsOf(items(3, 4)), signal());
     await driver.close();
     expect(result.kind).toBe('permanent');
     const message = result.kind === 'permanent' ? result.error.message : '';
@@ -91,7 +116,7 @@ describe('postgres sink driver against a real PostgreSQL', () => {
       'security',
     );
     const driver = new PostgresDriver({ name: 'db', url, table: 'wrong_shape', connections: 1 });
-    const result = await driver.send(items(3, 5), signal());
+    const result = await driver.send(itemsOf(items(3, 5)), signal());
     await driver.close();
     expect(result.kind).toBe('permanent');
     expect(result.kind === 'permanent' && result.error.message).toMatch(
@@ -102,7 +127,7 @@ describe('postgres sink driver against a real PostgreSQL', () => {
   it('halts on a wrong password without showing it', async () => {
     const wrong = server.url('security', 'oktail', 'not-the-password');
     const driver = new PostgresDriver({ name: 'db', url: wrong, table: 'okta_events', connections: 1 });
-    const result = await driver.send(items(1, 6), signal());
+    const result = await driver.send(itemsOf(items(1, 6)), signal());
     await driver.close();
     expect(result.kind).toBe('permanent');
     expect(result.kind === 'permanent' && result.error.message).toMatch(/28P01/);
@@ -125,7 +150,7 @@ describe('postgres sink driver against a real PostgreSQL', () => {
       connections: 1,
     });
     // pg's own connect timeout is 30 s; the answer comes from the abort, right after the connection.
-    const result = await driver.send(items(1, 10), controller.signal);
+    const result = await driver.send(itemsOf(items(1, 10)), controller.signal);
     expect(result.kind).toBe('retry');
     for (const socket of sockets) socket.destroy();
     silent.close();
@@ -137,7 +162,7 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     const all = items(20_000, 7);
     const started = performance.now();
     for (let i = 0; i < all.length; i += 1000) {
-      expect(await driver.send(all.slice(i, i + 1000), signal())).toEqual({ kind: 'ok' });
+      expect(await driver.send(itemsOf(all.slice(i, i + 1000)), signal())).toEqual({ kind: 'ok' });
     }
     const ms = performance.now() - started;
     await driver.close();
@@ -289,7 +314,7 @@ describe('postgres sink over TLS', () => {
       connections: 1,
       tls: { ca: pki.caCert, rejectUnauthorized: true },
     });
-    expect(await driver.send(items(5, 8), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items(5, 8)), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const { rows } = await tlsServer.query<{ n: string }>(
       'SELECT count(*) AS n FROM okta_events',
@@ -307,7 +332,7 @@ describe('postgres sink over TLS', () => {
       connections: 1,
       tls: { ca: pki.otherCaCert, rejectUnauthorized: true },
     });
-    const result = await driver.send(items(1, 9), signal());
+    const result = await driver.send(itemsOf(items(1, 9)), signal());
     await driver.close();
     expect(result.kind).toBe('permanent');
     expect(result.kind === 'permanent' && result.error.message).toMatch(/TLS to PostgreSQL.*tls\.ca_file/);

@@ -7,6 +7,7 @@ import { S3Server } from './support/s3.js';
 import { collect, runCli, spawnCli, startOrg, type TestOrg } from './support/harness.js';
 import { generatedSinkItems, taggedBytes } from './support/sink-items.js';
 import { waitUntil, writeConfigWithSink } from './support/sink-config.js';
+import { itemsOf } from '../src/sinks/shared/network-sink.js';
 
 const HOUR = 3600_000;
 
@@ -57,7 +58,7 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
   it('writes one gzip NDJSON object per request, byte for byte the tagged events', async () => {
     const items = generatedSinkItems(250, 1, 'gz');
     const d = driver({ keyPrefix: 'gz/%Y/%m/%d/' });
-    expect(await d.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await d.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     await d.close();
     const [key, ...rest] = await keys('gz/');
     expect(rest).toEqual([]);
@@ -69,10 +70,10 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
   it('overwrites the same object when a request is sent again, with more events or the same', async () => {
     const items = generatedSinkItems(300, 2, 'replay');
     const d = driver({ keyPrefix: 'replay/', compression: 'none' });
-    expect(await d.send(items.slice(0, 120), signal())).toEqual({ kind: 'ok' });
-    expect(await d.send(items.slice(0, 120), signal())).toEqual({ kind: 'ok' });
+    expect(await d.send(itemsOf(items.slice(0, 120)), signal())).toEqual({ kind: 'ok' });
+    expect(await d.send(itemsOf(items.slice(0, 120)), signal())).toEqual({ kind: 'ok' });
     // The page fetched again after a crash: same first event, more events since.
-    expect(await d.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await d.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     await d.close();
     const all = await keys('replay/');
     expect(all).toHaveLength(1);
@@ -83,7 +84,7 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
 
   it('halts on a missing bucket and on wrong credentials, without showing the secret key', async () => {
     const missing = driver({ bucket: 'no-such-bucket' });
-    const r1 = await missing.send(generatedSinkItems(1, 3), signal());
+    const r1 = await missing.send(itemsOf(generatedSinkItems(1, 3)), signal());
     await missing.close();
     expect(r1.kind).toBe('permanent');
     expect(r1.kind === 'permanent' && r1.error.message).toMatch(/NoSuchBucket.*create the bucket/);
@@ -91,7 +92,7 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
     const wrong = driver({
       credentials: { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'wrong-secret-key-value' },
     });
-    const r2 = await wrong.send(generatedSinkItems(1, 3), signal());
+    const r2 = await wrong.send(itemsOf(generatedSinkItems(1, 3)), signal());
     await wrong.close();
     expect(r2.kind).toBe('permanent');
     expect(r2.kind === 'permanent' && r2.error.message).toMatch(/InvalidAccessKeyId|SignatureDoesNotMatch/);
@@ -100,7 +101,7 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
 
   it('asks for a retry while the store is unreachable', async () => {
     const d = driver({ endpoint: 'http://127.0.0.1:1' });
-    const result = await d.send(generatedSinkItems(1, 4), signal());
+    const result = await d.send(itemsOf(generatedSinkItems(1, 4)), signal());
     await d.close();
     expect(result.kind).toBe('retry');
   });

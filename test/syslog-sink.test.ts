@@ -10,6 +10,7 @@ import { RsyslogServer } from './support/rsyslog.js';
 import { collect, readLines, runCli, secrets, spawnCli, startOrg, type TestOrg } from './support/harness.js';
 import { generatedSinkItems, taggedBytes } from './support/sink-items.js';
 import { waitUntil, writeConfigWithSink } from './support/sink-config.js';
+import { itemsOf } from '../src/sinks/shared/network-sink.js';
 
 const HOUR = 3600_000;
 
@@ -63,8 +64,8 @@ describe('syslog sink driver against rsyslog', () => {
       facility: FACILITIES.authpriv,
     });
     const items = generatedSinkItems(300, 1);
-    expect(await driver.send(items.slice(0, 150), signal())).toEqual({ kind: 'ok' });
-    expect(await driver.send(items.slice(150), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(0, 150)), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(150)), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const received = (await server.waitFor(before + 300)).slice(before);
     expect(received).toHaveLength(300);
@@ -82,7 +83,7 @@ describe('syslog sink driver against rsyslog', () => {
       tls: { ca: pki.caCert },
     });
     const items = generatedSinkItems(100, 2);
-    expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     expectReceived((await server.waitFor(before + 100)).slice(before), items);
   });
@@ -102,7 +103,7 @@ describe('syslog sink driver against rsyslog', () => {
       mode: 'tcp',
       facility: FACILITIES.authpriv,
     });
-    expect(await driver.send([{ ...base!, bytes }], signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf([{ ...base!, bytes }]), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     const [got] = (await server.waitFor(before + 1)).slice(before);
     expect(got!.msg).toBe(bytes.toString('utf8'));
@@ -117,7 +118,7 @@ describe('syslog sink driver against rsyslog', () => {
       facility: FACILITIES.authpriv,
       tls: { ca: pki.otherCaCert },
     });
-    const result = await driver.send(generatedSinkItems(1, 4), signal());
+    const result = await driver.send(itemsOf(generatedSinkItems(1, 4)), signal());
     await driver.close();
     expect(result.kind).toBe('permanent');
     expect(result.kind === 'permanent' && result.error.message).toMatch(/tls\.ca_file/);
@@ -134,8 +135,8 @@ describe('syslog sink driver against rsyslog', () => {
       tls: { ca: pki.caCert, cert: pki.client.cert, key: pki.client.key },
     });
     const items = generatedSinkItems(200, 6);
-    expect(await driver.send(items.slice(0, 100), signal())).toEqual({ kind: 'ok' });
-    expect(await driver.send(items.slice(100), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(0, 100)), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(100)), signal())).toEqual({ kind: 'ok' });
     await driver.close();
     expectReceived((await server.waitFor(before + 200)).slice(before), items);
   });
@@ -156,7 +157,7 @@ describe('syslog sink driver against rsyslog', () => {
         tls: { ca: pki.caCert, cert: pki.client.cert, key: pki.client.key },
       });
       const items = generatedSinkItems(50, 7);
-      expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+      expect(await driver.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
       await driver.close();
       expectReceived(await named.waitFor(50), items);
     } finally {
@@ -178,7 +179,8 @@ describe('syslog sink driver against rsyslog', () => {
       });
       const outcomes = [];
       // Each attempt is a new connection refused after its handshake: none may count as delivered.
-      for (let i = 0; i < 3; i++) outcomes.push(await driver.send(generatedSinkItems(20, 8 + i), signal()));
+      for (let i = 0; i < 3; i++)
+        outcomes.push(await driver.send(itemsOf(generatedSinkItems(20, 8 + i)), signal()));
       await driver.close();
       for (const outcome of outcomes) {
         if (other) {
@@ -203,7 +205,7 @@ describe('syslog sink driver against rsyslog', () => {
         facility: FACILITIES.authpriv,
       });
       const marker = generatedSinkItems(1, 20);
-      expect(await probe.send(marker, signal())).toEqual({ kind: 'ok' });
+      expect(await probe.send(itemsOf(marker), signal())).toEqual({ kind: 'ok' });
       await probe.close();
       const after = (await server.waitFor(before + 1)).slice(before);
       expect(after.map((r) => r.msg)).toEqual([marker[0]!.bytes.toString('utf8')]);
@@ -218,7 +220,7 @@ describe('syslog sink driver against rsyslog', () => {
       mode: 'tcp',
       facility: 1,
     });
-    const result = await driver.send(generatedSinkItems(1, 5), signal());
+    const result = await driver.send(itemsOf(generatedSinkItems(1, 5)), signal());
     await driver.close();
     expect(result).toMatchObject({ kind: 'retry', reason: 'connect: ECONNREFUSED' });
   });

@@ -1,5 +1,4 @@
 import { Command } from '@commander-js/extra-typings';
-import { CLUSTER_EXAMPLE, CONFIG_EXAMPLE } from './config-example.js';
 
 export function configCommand() {
   const config = new Command('config').description('help writing a config file');
@@ -14,7 +13,10 @@ export function configCommand() {
     .command('example')
     .description('print a commented example config with every key')
     .option('--cluster', 'an example for several replicas sharing their state in PostgreSQL')
-    .action((opts) => {
+    .action(async (opts) => {
+      // Loaded here: the example lists every sink's keys, which loads the sinks' schemas (and zod), and
+      // `oktail --help` builds this command too.
+      const { CLUSTER_EXAMPLE, CONFIG_EXAMPLE } = await import('./config-example.js');
       process.stdout.write(opts.cluster === true ? CLUSTER_EXAMPLE : CONFIG_EXAMPLE);
     });
   return config;

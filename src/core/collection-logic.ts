@@ -67,6 +67,11 @@ export interface RawEvents {
   body: Uint8Array;
   offsets: Uint32Array;
   count: number;
+  /**
+   * Per event, 1 when one of its top-level keys is written with a backslash escape (its raw bytes then
+   * cannot show that a key is absent), else 0; without it, any backslash in an event counts.
+   */
+  escapedKeys?: Uint8Array;
 }
 
 /** What a page transform did to each event. */

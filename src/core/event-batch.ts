@@ -8,16 +8,34 @@ const CLOSE_BRACE = 0x7d;
 const OPEN_BRACKET = 0x5b;
 const CLOSE_BRACKET = 0x5d;
 const COLON = 0x3a;
+const COMMA = 0x2c;
 
-/** Top-level fields every batch carries per event. */
-const FIELDS = ['uuid', 'published', 'eventType', 'severity'] as const;
-type Field = (typeof FIELDS)[number];
-const FIELD_KEYS = FIELDS.map((f) => Buffer.from(`"${f}"`));
+/** Top-level fields every batch carries per event, by their index in `EventFields`' columns. */
+const UUID = 0;
+const PUBLISHED = 1;
+const EVENT_TYPE = 2;
+const SEVERITY = 3;
+const FIELD_COUNT = 4;
+
+/** Position meaning "the whole event was read": every field not found is absent. */
+const DONE = 0xffffffff;
+
+/**
+ * The per-event fields of a batch, each read from the original bytes on first use and only as far into
+ * the event as that field lies: a sink that needs no field (http, file) never walks an event, and one that
+ * needs `published` stops there. Sinks reach it through `eventFields(batch)`.
+ */
+export interface EventFields {
+  uuid(i: number): string | null;
+  published(i: number): string | null;
+  eventType(i: number): string | null;
+  severity(i: number): string | null;
+}
 
 /**
  * A batch over NDJSON whose lines are single JSON objects (every "\n" ends an event: the renderer turns a
  * pretty-printed event's line breaks into spaces). The per-event fields are read on first use, so a sink
- * that only writes bytes (file, stdout) never pays for them.
+ * that only writes bytes (file, stdout, http) never pays for them.
  */
 export function batchFromNdjson(source: string, domain: string, data: Buffer): EventBatch {
   let count = 0;
@@ -31,12 +49,13 @@ export function batchFromNdjson(source: string, domain: string, data: Buffer): E
     ends[i] = nl;
     at = nl + 1;
   }
-  let fields: Record<Field, (string | null)[]> | null = null;
-  const read = (field: Field): (string | null)[] => {
-    fields ??= readFields(data, starts, ends);
-    return fields[field];
+  const fields = new LazyFields(data, starts, ends);
+  let columns: (string | null)[][] | null = null;
+  const column = (field: number): (string | null)[] => {
+    columns ??= fields.columns();
+    return columns[field] as (string | null)[];
   };
-  return {
+  const batch: EventBatch = {
     source,
     domain,
     count,
@@ -44,88 +63,210 @@ export function batchFromNdjson(source: string, domain: string, data: Buffer): E
     starts,
     ends,
     get uuids() {
-      return read('uuid');
+      return column(UUID);
     },
     get published() {
-      return read('published');
+      return column(PUBLISHED);
     },
     get eventTypes() {
-      return read('eventType');
+      return column(EVENT_TYPE);
     },
     get severities() {
-      return read('severity');
+      return column(SEVERITY);
     },
+  };
+  readers.set(batch, fields);
+  return batch;
+}
+
+const readers = new WeakMap<EventBatch, EventFields>();
+
+/**
+ * Per-event field access for `batch`: lazy for batches made by `batchFromNdjson`, over the batch's arrays
+ * for any other.
+ */
+export function eventFields(batch: EventBatch): EventFields {
+  const lazy = readers.get(batch);
+  if (lazy) return lazy;
+  return {
+    uuid: (i) => batch.uuids[i] ?? null,
+    published: (i) => batch.published[i] ?? null,
+    eventType: (i) => batch.eventTypes[i] ?? null,
+    severity: (i) => batch.severities[i] ?? null,
   };
 }
 
-function readFields(data: Buffer, starts: Uint32Array, ends: Uint32Array): Record<Field, (string | null)[]> {
-  const out: Record<Field, (string | null)[]> = { uuid: [], published: [], eventType: [], severity: [] };
-  for (let i = 0; i < starts.length; i++) {
-    const found = topLevelStrings(data, starts[i] as number, ends[i] as number);
-    for (const f of FIELDS) out[f].push(found[f] ?? null);
+/** A field's position before it was looked for, and once known absent (not there, or not a string). */
+const UNKNOWN = 0xffffffff;
+const ABSENT = 0xfffffffe;
+
+class LazyFields implements EventFields {
+  readonly #data: Buffer;
+  readonly #starts: Uint32Array;
+  readonly #ends: Uint32Array;
+  /**
+   * Where field f of event i lies, at [i * FIELD_COUNT + f]: the string value's bytes between its quotes
+   * (or UNKNOWN, ABSENT). Positions, not strings: a batch lives until every sink answered, and strings
+   * kept that long outlive the young generation, which makes every collection dearer. A string is made
+   * per call and dies young.
+   */
+  readonly #from: Uint32Array;
+  readonly #to: Uint32Array;
+  /** 1 where the value holds an escape and must be decoded as JSON. */
+  readonly #escaped: Uint8Array;
+  /** Where reading event i resumes (0: not started; DONE: read to its end). */
+  readonly #resume: Uint32Array;
+
+  constructor(data: Buffer, starts: Uint32Array, ends: Uint32Array) {
+    this.#data = data;
+    this.#starts = starts;
+    this.#ends = ends;
+    this.#from = new Uint32Array(starts.length * FIELD_COUNT).fill(UNKNOWN);
+    this.#to = new Uint32Array(starts.length * FIELD_COUNT);
+    this.#escaped = new Uint8Array(starts.length * FIELD_COUNT);
+    this.#resume = new Uint32Array(starts.length);
   }
-  return out;
+
+  uuid(i: number): string | null {
+    return this.#get(i, UUID);
+  }
+
+  published(i: number): string | null {
+    return this.#get(i, PUBLISHED);
+  }
+
+  eventType(i: number): string | null {
+    return this.#get(i, EVENT_TYPE);
+  }
+
+  severity(i: number): string | null {
+    return this.#get(i, SEVERITY);
+  }
+
+  /** Every field of every event, as the batch's array properties present them. */
+  columns(): (string | null)[][] {
+    const out: (string | null)[][] = [[], [], [], []];
+    for (let i = 0; i < this.#starts.length; i++) {
+      for (let f = 0; f < FIELD_COUNT; f++) (out[f] as (string | null)[]).push(this.#get(i, f));
+    }
+    return out;
+  }
+
+  #get(i: number, field: number): string | null {
+    if (i < 0 || i >= this.#starts.length) return null;
+    const slot = i * FIELD_COUNT + field;
+    if (this.#from[slot] === UNKNOWN) this.#readUntil(i, field);
+    const from = this.#from[slot] as number;
+    if (from === ABSENT || from === UNKNOWN) return null;
+    const to = this.#to[slot] as number;
+    return this.#escaped[slot] === 1
+      ? (JSON.parse(this.#data.toString('utf8', from - 1, to + 1)) as string)
+      : this.#data.toString('utf8', from, to);
+  }
+
+  /**
+   * Walks event i's top level from where the last read stopped until `field` is found or the object
+   * ends, noting every field met on the way. The bytes are valid JSON (the page scanner checked them);
+   * anything unexpected ends the walk, leaving the fields not found absent. Nested objects and arrays
+   * are skipped by depth, so a `uuid` inside `target` never counts, and a value that is not a string
+   * counts as absent. Should a key repeat, its first value counts.
+   */
+  #readUntil(i: number, field: number): void {
+    const d = this.#data;
+    const end = this.#ends[i] as number;
+    const base = i * FIELD_COUNT;
+    const from = this.#from;
+    let p = this.#resume[i] as number;
+    if (p === DONE) {
+      if (from[base + field] === UNKNOWN) from[base + field] = ABSENT;
+      return;
+    }
+    if (p === 0) {
+      p = this.#starts[i] as number;
+      while (p < end && d[p] !== OPEN_BRACE) p++;
+      p++;
+    }
+    let c = 0;
+    for (;;) {
+      // Before a key (or the closing brace): skip white space and the comma.
+      while (p < end && (c = d[p] as number) !== QUOTE) {
+        if (c === CLOSE_BRACE) p = end;
+        else p++;
+      }
+      if (p >= end) break;
+      const keyFrom = p + 1;
+      p++;
+      while (p < end && (c = d[p] as number) !== QUOTE) p += c === BACKSLASH ? 2 : 1;
+      const id = keyId(d, keyFrom, p);
+      p++;
+      while (p < end && d[p] !== COLON) p++;
+      p++;
+      while (p < end && ((c = d[p] as number) === 0x20 || c === 0x09 || c === 0x0d)) p++;
+      if (p >= end) break;
+      const first = id >= 0 && from[base + id] === UNKNOWN;
+      if (c === QUOTE) {
+        const valueFrom = p + 1;
+        let escaped = false;
+        p++;
+        while (p < end && (c = d[p] as number) !== QUOTE) {
+          if (c === BACKSLASH) {
+            escaped = true;
+            p += 2;
+          } else p++;
+        }
+        if (p >= end) break;
+        if (first) {
+          from[base + id] = valueFrom;
+          this.#to[base + id] = p;
+          if (escaped) this.#escaped[base + id] = 1;
+        }
+        p++;
+      } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+        let depth = 1;
+        p++;
+        while (p < end && depth > 0) {
+          c = d[p] as number;
+          if (c === QUOTE) {
+            p++;
+            while (p < end && (c = d[p] as number) !== QUOTE) p += c === BACKSLASH ? 2 : 1;
+          } else if (c === OPEN_BRACE || c === OPEN_BRACKET) depth++;
+          else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) depth--;
+          p++;
+        }
+        if (first) from[base + id] = ABSENT;
+      } else {
+        // A number, true, false or null: not a string.
+        while (p < end && (c = d[p] as number) !== COMMA && c !== CLOSE_BRACE) p++;
+        if (first) from[base + id] = ABSENT;
+      }
+      if (id === field) {
+        this.#resume[i] = p;
+        return;
+      }
+    }
+    this.#resume[i] = DONE;
+    for (let f = 0; f < FIELD_COUNT; f++) if (from[base + f] === UNKNOWN) from[base + f] = ABSENT;
+  }
 }
 
-/**
- * The four fields' string values at the top level of one JSON object (valid JSON, already checked by
- * the page scanner). A walk over the bytes: nested objects and arrays are skipped by depth, so a
- * `uuid` inside `target` never counts. Values that are not strings count as absent.
- */
-function topLevelStrings(data: Buffer, start: number, end: number): Partial<Record<Field, string>> {
-  const found: Partial<Record<Field, string>> = {};
-  let depth = 0;
-  let expectKey = false;
-  let pendingField: Field | null = null;
-  let i = start;
-  while (i < end) {
-    const c = data[i] as number;
-    if (c === QUOTE) {
-      const from = i;
-      i++;
-      let escaped = false;
-      while (i < end) {
-        const d = data[i] as number;
-        if (d === BACKSLASH) {
-          escaped = true;
-          i += 2;
-          continue;
-        }
-        if (d === QUOTE) break;
-        i++;
-      }
-      const to = i + 1; // just after the closing quote
-      if (depth === 1 && expectKey) {
-        pendingField = null;
-        for (let f = 0; f < FIELDS.length; f++) {
-          const key = FIELD_KEYS[f] as Buffer;
-          if (to - from === key.length && data.compare(key, 0, key.length, from, to) === 0) {
-            pendingField = FIELDS[f] as Field;
-          }
-        }
-        expectKey = false;
-      } else if (depth === 1 && pendingField !== null) {
-        const raw = data.toString('utf8', from, to);
-        found[pendingField] = escaped ? (JSON.parse(raw) as string) : raw.slice(1, -1);
-        pendingField = null;
-      }
-      i = to;
-      continue;
-    }
-    if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      depth++;
-      if (depth === 1) expectKey = true;
-      else if (depth === 2) pendingField = null;
-    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
-      depth--;
-    } else if (depth === 1 && c === 0x2c) {
-      expectKey = true;
-      pendingField = null;
-    } else if (depth === 1 && pendingField !== null && c > 0x20 && c !== COLON) {
-      // A number, true, false or null: not a string.
-      pendingField = null;
-    }
-    i++;
+const KEY_UUID = Buffer.from('uuid');
+const KEY_PUBLISHED = Buffer.from('published');
+const KEY_EVENT_TYPE = Buffer.from('eventType');
+const KEY_SEVERITY = Buffer.from('severity');
+
+/** Which of the four fields the key at d[from, to) (between its quotes) names, or -1. */
+function keyId(d: Buffer, from: number, to: number): number {
+  const length = to - from;
+  if (length === 4) return sameBytes(d, from, KEY_UUID) ? UUID : -1;
+  if (length === 9) {
+    if (d[from] === 0x70) return sameBytes(d, from, KEY_PUBLISHED) ? PUBLISHED : -1;
+    return sameBytes(d, from, KEY_EVENT_TYPE) ? EVENT_TYPE : -1;
   }
-  return found;
+  if (length === 8) return sameBytes(d, from, KEY_SEVERITY) ? SEVERITY : -1;
+  return -1;
+}
+
+function sameBytes(d: Buffer, at: number, key: Buffer): boolean {
+  for (let j = 0; j < key.length; j++) if (d[at + j] !== key[j]) return false;
+  return true;
 }

@@ -41,8 +41,13 @@ export type SinkCheckpoint = JsonObject;
 /** A destination for events. */
 export interface Sink {
   readonly name: string;
-  /** Source names this sink receives from. */
+  /** Source names this sink receives from, as configured. */
   readonly inputs: readonly string[];
+  /**
+   * The sources the pipeline routes to this sink now, whenever that changes (sources added or removed at
+   * run time). A sink that flushes early once every input waits for its answer counts these, not `inputs`.
+   */
+  routed?(sources: readonly string[]): void;
   /**
    * 'positional': the sink records a position in the checkpoint and rolls back to it on open (file).
    *   The pipeline writes such sinks under the commit lock, immediately before the commit.

@@ -121,6 +121,18 @@ export class Pipeline {
       source,
       sinks.filter((s) => s.kind === 'positional'),
     );
+    this.#announceRoutes();
+  }
+
+  /** Tells every sink which sources now feed it. */
+  #announceRoutes(): void {
+    for (const sink of this.#o.sinks) {
+      if (!sink.routed) continue;
+      const feeding = [...this.#acknowledgedBySource, ...this.#positionalBySource]
+        .filter(([, sinks]) => sinks.includes(sink))
+        .map(([source]) => source);
+      sink.routed([...new Set(feeding)]);
+    }
   }
 
   /** Names of the sources being collected now (halted and removed ones are not). */
@@ -186,6 +198,7 @@ export class Pipeline {
     if (!this.#running.has(name)) {
       this.#acknowledgedBySource.delete(name);
       this.#positionalBySource.delete(name);
+      this.#announceRoutes();
     }
     if (options.forget && this.#checkpoint?.sources[name] && !this.#running.has(name)) {
       if (this.#perSource) {

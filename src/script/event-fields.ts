@@ -64,21 +64,62 @@ function skipValue(body: Buffer, pos: number, end: number): number {
 }
 
 /**
+ * What a whole page's bytes say about a key, worked out once per page: a transform that adds a field asks
+ * every event of the page whether it already has it, and one search of the page answers for all of them.
+ */
+export class PageKeys {
+  private readonly inPage = new Map<string, boolean>();
+
+  constructor(
+    private readonly body: Buffer,
+    private readonly from: number,
+    private readonly to: number,
+  ) {}
+
+  /**
+   * Whether the key's quoted form (as JSON.stringify writes it) occurs anywhere in the page's events: a
+   * search that stops at the first hit, so a key most events have costs next to nothing, and one the page
+   * lacks costs one pass instead of one per event.
+   */
+  mayHold(key: string): boolean {
+    let found = this.inPage.get(key);
+    if (found === undefined) {
+      found = this.body.subarray(this.from, this.to).indexOf(JSON.stringify(key)) >= 0;
+      // Keys come from the script: a bound keeps one that invents keys from growing this without end.
+      if (this.inPage.size < 1024) this.inPage.set(key, found);
+    }
+    return found;
+  }
+}
+
+export interface EventFieldsOptions {
+  /** The page the event belongs to, to answer "absent" for a key the whole page lacks. */
+  page?: PageKeys;
+  /** Whether one of the event's top-level keys is written with an escape; unknown when absent. */
+  escapedKeys?: boolean;
+}
+
+/**
  * The top-level fields of the object at `body[start, end)`, found as far as needed: a lookup scans on from
  * where the last one stopped (Okta puts `actor` first), and a key whose quoted form appears nowhere in the
- * event is known to be absent without a scan. A repeated key keeps its first value.
+ * event (or the page) is known to be absent without a scan. A repeated key keeps its first value.
  */
 export class EventFields {
   private readonly spans = new Map<string, [number, number]>();
   private readonly values = new Map<string, unknown>();
   private pos: number;
   private done = false;
+  private escapedKeys: boolean | undefined;
+  private readonly page: PageKeys | undefined;
 
   constructor(
     private readonly body: Buffer,
     private readonly start: number,
     private readonly end: number,
+    options: EventFieldsOptions = {},
   ) {
+    this.page = options.page;
+    this.escapedKeys = options.escapedKeys;
     this.pos = skipWhitespace(body, start);
     if (body[this.pos] !== OPEN_BRACE) throw new Error('not an object');
     this.pos = skipWhitespace(body, this.pos + 1);
@@ -108,9 +149,14 @@ export class EventFields {
   private span(key: string): [number, number] | undefined {
     const known = this.spans.get(key);
     if (known !== undefined || this.done) return known;
-    // An escaped key could spell it differently; without a backslash in the event, the raw search decides.
-    const event = this.body.subarray(this.start, this.end);
-    if (event.indexOf(JSON.stringify(key)) < 0 && event.indexOf(BACKSLASH) < 0) return undefined;
+    // An escaped key could spell it differently; without one, the raw bytes decide absence.
+    if (this.escapedKeys === undefined) {
+      this.escapedKeys = this.body.subarray(this.start, this.end).indexOf(BACKSLASH) >= 0;
+    }
+    if (!this.escapedKeys) {
+      if (this.page !== undefined && !this.page.mayHold(key)) return undefined;
+      if (this.body.subarray(this.start, this.end).indexOf(JSON.stringify(key)) < 0) return undefined;
+    }
     while (!this.done) {
       const found = this.next();
       if (found === key) return this.spans.get(key);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { EventEdit, type RawEvents, type TransformedEvents } from '../core/collection-logic.js';
-import { scanPage } from '../sources/okta/page-body.js';
+import { scanPage, SpanFlag } from '../sources/okta/page-body.js';
 import { DEFAULT_LIMITS, ScriptSandbox } from './sandbox.js';
 
 /** A page as Okta would send it, bytes kept exactly (`2.50`, `\u00e9`, spacing). */
@@ -34,6 +34,7 @@ function transform(e)
   if mode == "absent" then if e.nope == nil and e[1] == nil then return e end end
   if mode == "tag" then e._okta_event_type = "mine"; return e end
   if mode == "meta" then return { mt = getmetatable(e), len = #e } end
+  if mode == "set-x" then e.x = 2; return e end
 end
 function set_mode(m) mode = m end
 `;
@@ -113,6 +114,42 @@ describe('events in transform (proxy tables decoded on access)', () => {
 
   it('protects the proxy metatable', () => {
     expect(JSON.parse(run('meta').text[0]!)).toEqual({ mt: 'event', len: 0 });
+  });
+
+  it('finds a key the page holds only in some events, or only escaped, whatever the escape flags say', () => {
+    const events = [
+      '{"a":1}',
+      '{"note":"\\"x\\" and \\"x\\"","y":"x"}',
+      '{"a":"\\"x\\""}',
+      '{"\\u0078":1}',
+      '{"b":1,"x":1}',
+      '{"x":2}',
+    ];
+    const base = page(...events);
+    const flags = scanPage(Buffer.from(base.body)).flags;
+    const escapedKeys = Uint8Array.from(flags, (f) => (f & SpanFlag.ESCAPED_KEY ? 1 : 0));
+    expect([...escapedKeys]).toEqual([0, 0, 0, 1, 0, 0]);
+    for (const raw of [base, { ...base, escapedKeys }]) {
+      sb.call('set_mode', ['set-x'], 0);
+      const out = sb.transformPage(raw);
+      // Absent: the field is added after the bytes; present: the event is written again with x = 2.
+      expect([...out.edits]).toEqual([
+        EventEdit.ADDED,
+        EventEdit.ADDED,
+        EventEdit.ADDED,
+        EventEdit.REPLACED,
+        EventEdit.REPLACED,
+        EventEdit.UNCHANGED,
+      ]);
+      expect(out.text[3]).toBe('{"x":2}');
+      expect(out.text[4]).toBe('{"b":1,"x":2}');
+    }
+    // No event of the page holds the key at all.
+    sb.call('set_mode', ['set-x'], 0);
+    expect([...sb.transformPage(page('{"a":1}', '{"b":"y"}')).edits]).toEqual([
+      EventEdit.ADDED,
+      EventEdit.ADDED,
+    ]);
   });
 
   it('handles many events, escaped keys and whitespace', () => {

@@ -21,7 +21,7 @@ import {
   LUA_TYPE_NAMES,
 } from './lua-api.js';
 import { ConversionError, JsonBridge, setOwn } from './lua-json.js';
-import { EventFields } from './event-fields.js';
+import { EventFields, PageKeys } from './event-fields.js';
 import { decodeTransformed, encodeEvents, jsonEqual } from './raw-events.js';
 import { LuaFailure, ScriptFailure, transformLimits, type ScriptLimits, type ScriptLog } from './failure.js';
 import { HOST_CHUNK, LuaArgumentError, LuaRuntime } from './lua-runtime.js';
@@ -202,6 +202,8 @@ export class ScriptSandbox {
     body: Buffer;
     offsets: Uint32Array;
     count: number;
+    escapedKeys: Uint8Array | undefined;
+    keys: PageKeys;
     parsed: (JsonObject | undefined)[];
     fields: (EventFields | undefined)[];
   } | null = null;
@@ -353,6 +355,12 @@ export class ScriptSandbox {
       body,
       offsets: raw.offsets,
       count: raw.count,
+      escapedKeys: raw.escapedKeys,
+      keys: new PageKeys(
+        body,
+        raw.count > 0 ? raw.offsets[0]! : 0,
+        raw.count > 0 ? raw.offsets[2 * raw.count - 1]! : 0,
+      ),
       parsed: new Array<JsonObject | undefined>(raw.count),
       fields: new Array<EventFields | undefined>(raw.count),
     };
@@ -433,7 +441,11 @@ export class ScriptSandbox {
     const page = this.currentPage(i);
     let fields = page.fields[i];
     if (fields === undefined) {
-      fields = new EventFields(page.body, page.offsets[2 * i]!, page.offsets[2 * i + 1]!);
+      const escaped = page.escapedKeys?.[i];
+      fields = new EventFields(page.body, page.offsets[2 * i]!, page.offsets[2 * i + 1]!, {
+        page: page.keys,
+        ...(escaped === undefined ? {} : { escapedKeys: escaped === 1 }),
+      });
       page.fields[i] = fields;
     }
     return fields;

@@ -86,25 +86,27 @@ export class IsolatedScript {
     return this.enqueue(async () => {
       const engine = await this.ready();
       const { deadlineMs } = transformLimits(this.options.limits, events.count);
-      // The bytes move to the script's thread and back instead of being copied there: a copy per page is
-      // garbage that V8 frees only when its heap next collects, which a transform that allocates little
-      // seldom makes it do (the script's thread held up to 60 MB of dead pages). A view on a larger or
-      // pooled buffer is copied first, since moving it would take the whole buffer along.
+      // Bytes in shared memory (the Okta source's body buffer) are read in place by the script's thread.
+      // Others move there and back instead of being copied: a copy per page is garbage that V8 frees only
+      // when its heap next collects, which a transform that allocates little seldom makes it do (the
+      // script's thread held up to 60 MB of dead pages). A view on a larger or pooled buffer is copied
+      // first, since moving it would take the whole buffer along.
+      const shared = events.body.buffer instanceof SharedArrayBuffer;
       const whole =
         events.body.buffer instanceof ArrayBuffer &&
         events.body.byteOffset === 0 &&
         events.body.byteLength === events.body.buffer.byteLength &&
         events.body.byteLength >= 4096;
-      const body = whole ? events.body : new Uint8Array(events.body);
+      const body = shared || whole ? events.body : new Uint8Array(events.body);
       const request = {
         type: 'transform',
         body,
         offsets: events.offsets,
         count: events.count,
+        ...(events.escapedKeys ? { escapedKeys: events.escapedKeys } : {}),
       } as const;
-      return (await engine.request(request, 'transform', deadlineMs, [
-        body.buffer as ArrayBuffer,
-      ])) as TransformedEvents;
+      const transfer = shared ? [] : [body.buffer as ArrayBuffer];
+      return (await engine.request(request, 'transform', deadlineMs, transfer)) as TransformedEvents;
     });
   }
 

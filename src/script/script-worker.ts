@@ -75,9 +75,8 @@ function serve(request: WorkerRequest): void {
     } else {
       // The page's bytes go back to the host, which renders from them.
       const value = { ...sandbox.transformPage(request, tagKeys), body: request.body };
-      post({ type: 'result', id: request.id, value, broken: sandbox.broken }, [
-        request.body.buffer as ArrayBuffer,
-      ]);
+      const moved = request.body.buffer instanceof ArrayBuffer ? [request.body.buffer] : [];
+      post({ type: 'result', id: request.id, value, broken: sandbox.broken }, moved);
     }
   } catch (err) {
     post({ type: 'failure', id: request.id, error: serializeError(err), broken: sandbox.broken });

@@ -30,8 +30,9 @@ export type WorkerRequest =
       now: number | null;
     }
   /**
-   * A page's events as the bytes Okta sent (a copy: one memcpy), answered with a `TransformedEvents`: the
-   * events are parsed only in the script's thread, and only those the script looks into.
+   * A page's events as the bytes Okta sent (shared memory, or moved here and back), answered with a
+   * `TransformedEvents`: the events are parsed only in the script's thread, and only those the script
+   * looks into.
    */
   | {
       type: 'transform';
@@ -39,6 +40,7 @@ export type WorkerRequest =
       body: Uint8Array;
       offsets: Uint32Array;
       count: number;
+      escapedKeys?: Uint8Array;
       now: number | null;
     };
 

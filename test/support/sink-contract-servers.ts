@@ -94,7 +94,10 @@ export const syslogEntry: ContractEntry = {
         '    batch: { max_events: 1000, timeout_secs: 0.2 }',
         '    request: { timeout_secs: 5, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
       ],
-      read: async () => (await server.received()).map((r) => uuidOf(r.msg)),
+      read: async (_stdout, atLeast) =>
+        (atLeast === undefined ? await server.received() : await server.waitFor(atLeast)).map((r) =>
+          uuidOf(r.msg),
+        ),
       down: () => server.pause(),
       up: () => server.resume(),
       stop: () => server.stop(),

@@ -21,8 +21,12 @@ export interface ContractDestination {
   sinkLines: string[];
   /** Environment for the CLI (credentials referenced as ${VAR} by sinkLines). */
   env?: Record<string, string>;
-  /** uuids the destination holds, in arrival order. `stdout` is what the CLI printed so far. */
-  read(stdout: string): Promise<string[]>;
+  /**
+   * uuids the destination holds, in arrival order. `stdout` is what the CLI printed so far. `atLeast`: a
+   * destination that stores asynchronously after accepting (rsyslog writes its file after the socket took the
+   * bytes) first waits until it holds that many.
+   */
+  read(stdout: string, atLeast?: number): Promise<string[]>;
   /** Makes the destination unreachable or failing transiently (absent: it cannot go down). */
   down?(): Promise<void>;
   up?(): Promise<void>;

@@ -5,6 +5,7 @@ import { EsEmulator, type EsEmulatorOptions } from '../../../test/support/es-emu
 import { sinkItems, taggedBytes } from '../../../test/support/sink-items.js';
 import { ElasticsearchDriver, type ElasticsearchDriverOptions } from './driver.js';
 import { compileIndexTemplate } from './framing.js';
+import { itemsOf } from '../shared/network-sink.js';
 
 let pki: TestPki;
 beforeAll(async () => {
@@ -51,7 +52,7 @@ describe('Elasticsearch driver', () => {
       publishedStart: Date.UTC(2026, 10, 27, 23, 59, 59, 990),
       stepMs: 1,
     });
-    expect(await driver.send(sinkItems(records), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(sinkItems(records)), signal())).toEqual({ kind: 'ok' });
     const docs = es.documents();
     expect(docs.map((d) => d.id)).toEqual(records.map((r) => r.uuid));
     expect(docs.map((d) => d.source)).toEqual(records.map((r) => taggedBytes(r).toString('utf8')));
@@ -63,8 +64,8 @@ describe('Elasticsearch driver', () => {
   it('sends a batch twice without a duplicate: the 409 conflicts count as delivered', async () => {
     const { es, driver } = await setup();
     const items = sinkItems(generateEvents(20, { seed: 2, publishedStart: Date.now() - DAY }));
-    expect(await driver.send(items.slice(0, 12), signal())).toEqual({ kind: 'ok' });
-    expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items.slice(0, 12)), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     expect(es.documents()).toHaveLength(20);
     expect(es.stats.conflicts).toBe(12);
   });
@@ -77,7 +78,7 @@ describe('Elasticsearch driver', () => {
       doc.id === rejected ? "failed to parse field [actor.id] of type [long] in document with id 'x'" : null,
     );
     es.queueFaults('item-429');
-    const outcome = await driver.send(items, signal());
+    const outcome = await driver.send(itemsOf(items), signal());
     expect(outcome.kind).toBe('partial');
     const failed = (outcome as { failed: { index: number; retryable: boolean; reason: string }[] }).failed;
     expect(failed.filter((f) => f.retryable)).toHaveLength(1);
@@ -93,10 +94,16 @@ describe('Elasticsearch driver', () => {
     const { es, driver } = await setup();
     const items = sinkItems(generateEvents(5, { seed: 4 }));
     es.queueFaults('request-429', 'request-503', 'reset-after-apply');
-    expect(await driver.send(items, signal())).toMatchObject({ kind: 'retry', reason: 'status_429' });
-    expect(await driver.send(items, signal())).toMatchObject({ kind: 'retry', reason: 'status_503' });
-    expect(await driver.send(items, signal())).toMatchObject({ kind: 'retry', reason: 'network' });
-    expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items), signal())).toMatchObject({
+      kind: 'retry',
+      reason: 'status_429',
+    });
+    expect(await driver.send(itemsOf(items), signal())).toMatchObject({
+      kind: 'retry',
+      reason: 'status_503',
+    });
+    expect(await driver.send(itemsOf(items), signal())).toMatchObject({ kind: 'retry', reason: 'network' });
+    expect(await driver.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     expect(es.documents()).toHaveLength(5);
     expect(es.stats.conflicts).toBe(5);
   });
@@ -105,7 +112,7 @@ describe('Elasticsearch driver', () => {
     const { driver } = await setup({
       authorization: `Basic ${Buffer.from('elastic:wrong-pass').toString('base64')}`,
     });
-    const outcome = await driver.send(sinkItems(generateEvents(1, { seed: 5 })), signal());
+    const outcome = await driver.send(itemsOf(sinkItems(generateEvents(1, { seed: 5 }))), signal());
     expect(outcome.kind).toBe('permanent');
     const message = (outcome as { error: Error }).error.message;
     expect(message).toContain('401 security_exception: unable to authenticate user [elastic]');
@@ -118,20 +125,24 @@ describe('Elasticsearch driver', () => {
       { authorization: 'ApiKey a2V5aWQ6a2V5c2VjcmV0' },
       { apiKeys: ['a2V5aWQ6a2V5c2VjcmV0'] },
     );
-    expect(await driver.send(sinkItems(generateEvents(2, { seed: 6 })), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(sinkItems(generateEvents(2, { seed: 6 }))), signal())).toEqual({
+      kind: 'ok',
+    });
     expect(es.documents()).toHaveLength(2);
   });
 
   it('refuses a server that is not Elasticsearch unless api_version is opensearch', async () => {
     const first = await setup({}, { flavor: 'opensearch' });
-    const outcome = await first.driver.send(sinkItems(generateEvents(1, { seed: 7 })), signal());
+    const outcome = await first.driver.send(itemsOf(sinkItems(generateEvents(1, { seed: 7 }))), signal());
     expect(outcome.kind).toBe('permanent');
     expect((outcome as { error: Error }).error.message).toContain('set api_version: opensearch');
     await first.driver.close();
     await first.es.stop();
 
     const { es, driver } = await setup({ apiVersion: 'opensearch' }, { flavor: 'opensearch' });
-    expect(await driver.send(sinkItems(generateEvents(3, { seed: 8 })), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(sinkItems(generateEvents(3, { seed: 8 }))), signal())).toEqual({
+      kind: 'ok',
+    });
     expect(es.documents()).toHaveLength(3);
   });
 
@@ -148,9 +159,9 @@ describe('Elasticsearch driver', () => {
     });
     driver = next;
     const items = sinkItems(generateEvents(2, { seed: 9 }));
-    const down = await next.send(items, signal());
+    const down = await next.send(itemsOf(items), signal());
     expect(down).toMatchObject({ kind: 'retry', reason: 'network' });
     expect((down as { error: Error }).error.message).toContain('ECONNREFUSED');
-    expect(await next.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await next.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
   });
 });

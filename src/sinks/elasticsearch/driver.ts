@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
 import { OktailError } from '../../core/errors.js';
-import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
+import type { SendOutcome, SinkDriver, SinkItems } from '../shared/network-sink.js';
 import { describeTransportError, retryAfterMs } from '../shared/http-answers.js';
 import { buildBulkBody, classifyBulkResponse, type BulkOutcome, type IndexTemplate } from './framing.js';
 
@@ -38,7 +38,7 @@ export class ElasticsearchDriver implements SinkDriver {
     this.#agent = new Agent({ connect: options.connect, keepAliveTimeout: 30_000 });
   }
 
-  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     const endpoint = this.#options.endpoints[this.#next % this.#options.endpoints.length]!;
     this.#next = (this.#next + 1) % this.#options.endpoints.length;
     const body = buildBulkBody(items, this.#options.index);

@@ -5,11 +5,16 @@ import {
   compileIndexTemplate,
   indexTemplateProblem,
 } from './framing.js';
+import { itemsOf } from '../shared/network-sink.js';
 
 const ev = (uuid: string, published: string) => ({
   bytes: Buffer.from(`{"uuid":"${uuid}","published":"${published}","n":2.50,"_okta_event_type":"systemLog"}`),
   uuid,
   published,
+  eventType: 'user.session.start',
+  severity: 'INFO',
+  source: 'okta',
+  domain: 'acme.okta.com',
 });
 
 describe('index templates', () => {
@@ -38,7 +43,7 @@ describe('index templates', () => {
 describe('bulk bodies', () => {
   it('frames a create per event with the uuid as _id and the bytes as the source', () => {
     const items = [ev('a', '2026-11-28T10:00:00Z'), { ...ev('b', '2026-11-29T10:00:00Z'), uuid: null }];
-    const body = buildBulkBody(items, compileIndexTemplate('okta-%Y.%m.%d')).toString();
+    const body = buildBulkBody(itemsOf(items), compileIndexTemplate('okta-%Y.%m.%d')).toString();
     expect(body).toBe(
       '{"create":{"_index":"okta-2026.11.28","_id":"a"}}\n' +
         items[0]!.bytes.toString() +
@@ -57,6 +62,16 @@ describe('bulk responses', () => {
   ];
   const item = (status: number, error?: object) => ({ create: { _index: 'okta', _id: 'x', status, error } });
 
+  it('takes an answer without errors and with one result per event as delivered, and nothing less', () => {
+    const answer = (errors: boolean, n: number) =>
+      JSON.stringify({ errors, took: 3, items: Array.from({ length: n }, () => item(201)) });
+    expect(classifyBulkResponse(200, answer(false, 3), itemsOf(items))).toEqual({ kind: 'ok' });
+    expect(classifyBulkResponse(200, answer(false, 2), itemsOf(items)).kind).toBe('retry');
+    expect(classifyBulkResponse(200, answer(false, 3).slice(0, -2), itemsOf(items)).kind).toBe('retry');
+    const spaced = JSON.stringify({ errors: false, items: [item(201), item(201), item(201)] }, null, 1);
+    expect(classifyBulkResponse(200, spaced, itemsOf(items))).toEqual({ kind: 'ok' });
+  });
+
   it('counts a version conflict as already delivered', () => {
     const body = JSON.stringify({
       errors: true,
@@ -66,7 +81,7 @@ describe('bulk responses', () => {
         item(201),
       ],
     });
-    expect(classifyBulkResponse(200, body, items)).toEqual({ kind: 'ok' });
+    expect(classifyBulkResponse(200, body, itemsOf(items))).toEqual({ kind: 'ok' });
   });
 
   it('retries 429 items alone and names mapping errors with the uuid', () => {
@@ -78,7 +93,7 @@ describe('bulk responses', () => {
         item(400, { type: 'mapper_parsing_exception', reason: 'failed to parse field [n]' }),
       ],
     });
-    const outcome = classifyBulkResponse(200, body, items);
+    const outcome = classifyBulkResponse(200, body, itemsOf(items));
     expect(outcome.kind).toBe('partial');
     const failed = (outcome as { failed: { index: number; retryable: boolean; reason: string }[] }).failed;
     expect(failed.map((f) => [f.index, f.retryable])).toEqual([
@@ -96,17 +111,20 @@ describe('bulk responses', () => {
       error: { type: 'es_rejected_execution_exception', reason: 'busy' },
       status: 429,
     });
-    expect(classifyBulkResponse(429, e429, items, 2000)).toMatchObject({ kind: 'retry', retryAfterMs: 2000 });
-    expect(classifyBulkResponse(503, '{}', items).kind).toBe('retry');
-    expect(classifyBulkResponse(413, '', items).kind).toBe('split');
+    expect(classifyBulkResponse(429, e429, itemsOf(items), 2000)).toMatchObject({
+      kind: 'retry',
+      retryAfterMs: 2000,
+    });
+    expect(classifyBulkResponse(503, '{}', itemsOf(items)).kind).toBe('retry');
+    expect(classifyBulkResponse(413, '', itemsOf(items)).kind).toBe('split');
     const auth = classifyBulkResponse(
       401,
       '{"error":{"type":"security_exception","reason":"missing"}}',
-      items,
+      itemsOf(items),
     );
     expect(auth).toMatchObject({ kind: 'permanent' });
     expect((auth as { message: string }).message).toContain('security_exception: missing');
-    expect(classifyBulkResponse(200, '{"errors":false,"items":[]}', items).kind).toBe('retry');
-    expect(classifyBulkResponse(200, 'garbage', items).kind).toBe('retry');
+    expect(classifyBulkResponse(200, '{"errors":false,"items":[]}', itemsOf(items)).kind).toBe('retry');
+    expect(classifyBulkResponse(200, 'garbage', itemsOf(items)).kind).toBe('retry');
   });
 });

@@ -6,11 +6,10 @@
  * already there". The source line is the event's own bytes, spliced in, never re-serialised.
  */
 
-export interface BulkFramingItem {
-  readonly bytes: Buffer;
-  readonly uuid: string | null;
-  readonly published: string | null;
-}
+import type { SinkItems } from '../shared/network-sink.js';
+
+/** What framing needs of a request's events (a subset of the shared helper's `SinkItems`). */
+export type BulkFramingItems = Pick<SinkItems, 'length' | 'uuid' | 'published' | 'byteLength' | 'copyBytes'>;
 
 /** Index name template: literal text plus strftime fields of each event's `published`, in UTC. */
 export type IndexTemplate = (published: string | null) => string;
@@ -96,19 +95,38 @@ function isoWeek(d: Date): { year: number; week: number } {
   return { year: t.getUTCFullYear(), week: Math.ceil(((t.getTime() - yearStart) / 86_400_000 + 1) / 7) };
 }
 
-const NEWLINE = Buffer.from('\n');
-
-/** The NDJSON body of one `_bulk` request: a `create` action line and the event's bytes per item. */
-export function buildBulkBody(items: readonly BulkFramingItem[], indexFor: IndexTemplate): Buffer {
-  const parts: Buffer[] = [];
-  for (const item of items) {
+/**
+ * The NDJSON body of one `_bulk` request: a `create` action line and the event's bytes per event, written
+ * into one buffer with the events' bytes copied straight from their pages.
+ */
+export function buildBulkBody(items: BulkFramingItems, indexFor: IndexTemplate): Buffer {
+  const metas: string[] = new Array<string>(items.length);
+  let total = 0;
+  // Consecutive events mostly share an index: quote its name once per run.
+  let lastIndex = '';
+  let quotedIndex = '""';
+  for (let i = 0; i < items.length; i++) {
+    const index = indexFor(items.published(i));
+    if (index !== lastIndex) {
+      lastIndex = index;
+      quotedIndex = JSON.stringify(index);
+    }
+    const uuid = items.uuid(i);
     const meta =
-      item.uuid === null
-        ? `{"create":{"_index":${JSON.stringify(indexFor(item.published))}}}\n`
-        : `{"create":{"_index":${JSON.stringify(indexFor(item.published))},"_id":${JSON.stringify(item.uuid)}}}\n`;
-    parts.push(Buffer.from(meta, 'utf8'), item.bytes, NEWLINE);
+      uuid === null
+        ? `{"create":{"_index":${quotedIndex}}}\n`
+        : `{"create":{"_index":${quotedIndex},"_id":${JSON.stringify(uuid)}}}\n`;
+    metas[i] = meta;
+    total += Buffer.byteLength(meta) + items.byteLength(i) + 1;
   }
-  return Buffer.concat(parts);
+  const body = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < items.length; i++) {
+    at += body.write(metas[i] as string, at, 'utf8');
+    at += items.copyBytes(i, body, at);
+    body[at++] = 0x0a;
+  }
+  return body;
 }
 
 /** The same shape as the shared helper's `SendOutcome`. */
@@ -133,10 +151,12 @@ interface BulkItemResult {
 export function classifyBulkResponse(
   status: number,
   body: string,
-  items: readonly BulkFramingItem[],
+  items: Pick<SinkItems, 'length' | 'uuid'>,
   retryAfterMs?: number,
 ): BulkOutcome {
-  const error = errorText(body);
+  const ok = status >= 200 && status < 300;
+  // A 2xx body is the bulk answer itself, parsed below; only a failure's body is an error to quote.
+  const error = ok ? '' : errorText(body);
   const said = `Elasticsearch answered ${status}${error ? ` ${error}` : ''}`;
   if (status === 413)
     return { kind: 'split', message: `${said}: the request is larger than http.max_content_length` };
@@ -154,9 +174,10 @@ export function classifyBulkResponse(
     if (retryAfterMs !== undefined) outcome.retryAfterMs = retryAfterMs;
     return outcome;
   }
-  if (status < 200 || status >= 300) {
+  if (!ok) {
     return { kind: 'permanent', message: `${said}: is the endpoint an Elasticsearch or OpenSearch node?` };
   }
+  if (allCreated(body, items.length)) return { kind: 'ok' };
   let parsed: { errors?: unknown; items?: unknown };
   try {
     parsed = JSON.parse(body) as typeof parsed;
@@ -164,7 +185,7 @@ export function classifyBulkResponse(
     return {
       kind: 'retry',
       reason: 'bad_response',
-      message: `${said} with a body that is not JSON; will resend`,
+      message: `${said} ${errorText(body)} with a body that is not JSON; will resend`,
     };
   }
   if (!Array.isArray(parsed.items) || parsed.items.length !== items.length) {
@@ -187,7 +208,7 @@ export function classifyBulkResponse(
       typeof result?.error?.caused_by?.reason === 'string'
         ? ` (caused by: ${result.error.caused_by.reason})`
         : '';
-    const uuid = items[i]!.uuid ?? '(no uuid)';
+    const uuid = items.uuid(i) ?? '(no uuid)';
     const index = typeof result?._index === 'string' ? ` in index ${result._index}` : '';
     const retryable = itemStatus === 429 || itemStatus >= 500 || itemStatus === 0;
     failed.push({
@@ -197,6 +218,22 @@ export function classifyBulkResponse(
     });
   }
   return failed.length === 0 ? { kind: 'ok' } : { kind: 'partial', failed };
+}
+
+/**
+ * Whether a `_bulk` answer says, before its items, that none failed, and holds one `create` result per
+ * event: the common answer, read without building an object per item. A JSON string cannot hold the
+ * tokens searched for unescaped, so they are structure. Anything else is parsed in full.
+ */
+function allCreated(body: string, expected: number): boolean {
+  const itemsAt = body.indexOf('"items":[');
+  if (!body.startsWith('{') || itemsAt < 0 || !body.trimEnd().endsWith(']}')) return false;
+  const errorsAt = body.indexOf('"errors":false');
+  if (errorsAt < 0 || errorsAt > itemsAt) return false;
+  let count = 0;
+  for (let at = body.indexOf('{"create":{', itemsAt); at >= 0; at = body.indexOf('{"create":{', at + 11))
+    count++;
+  return count === expected;
 }
 
 function itemFix(type: string): string {

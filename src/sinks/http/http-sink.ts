@@ -9,7 +9,7 @@ import {
   createNetworkSink,
   type SendOutcome,
   type SinkDriver,
-  type SinkItem,
+  type SinkItems,
 } from '../shared/network-sink.js';
 import type { HttpSinkConfig } from './registration.js';
 
@@ -61,7 +61,7 @@ export class HttpDriver implements SinkDriver {
     this.#headers = headers;
   }
 
-  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     let body = encode(items, this.#config.encoding);
     if (this.#config.compression === 'gzip') body = await gzip(body);
     let res: Dispatcher.ResponseData;
@@ -115,20 +115,20 @@ export class HttpDriver implements SinkDriver {
   }
 }
 
-function encode(items: readonly SinkItem[], encoding: 'ndjson' | 'json_array'): Buffer {
-  const parts: Buffer[] = [];
-  if (encoding === 'json_array') {
-    parts.push(Buffer.from('['));
-    items.forEach((item, i) => {
-      if (i > 0) parts.push(Buffer.from(','));
-      parts.push(item.bytes);
-    });
-    parts.push(Buffer.from(']'));
-  } else {
-    const nl = Buffer.from('\n');
-    for (const item of items) parts.push(item.bytes, nl);
+/** The request body: the page's own NDJSON bytes, or the events between brackets and commas. */
+function encode(items: SinkItems, encoding: 'ndjson' | 'json_array'): Buffer {
+  if (encoding === 'ndjson') return items.ndjson();
+  let total = 2 + Math.max(0, items.length - 1);
+  for (let i = 0; i < items.length; i++) total += items.byteLength(i);
+  const body = Buffer.allocUnsafe(total);
+  let at = 0;
+  body[at++] = 0x5b; // [
+  for (let i = 0; i < items.length; i++) {
+    if (i > 0) body[at++] = 0x2c; // ,
+    at += items.copyBytes(i, body, at);
   }
-  return Buffer.concat(parts);
+  body[at] = 0x5d; // ]
+  return body;
 }
 
 async function readText(body: Dispatcher.ResponseData['body']): Promise<string> {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Inputs, secretString } from '../../config/fields.js';
 import type { StoreTransaction } from '../../core/checkpoint.js';
+import { OktailError } from '../../core/errors.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import type { EventBatch } from '../../core/sink.js';
 import {
@@ -79,7 +80,8 @@ export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
 `,
   async create(name, config, context) {
     const { createNetworkSink } = await import('../shared/network-sink.js');
-    const { PostgresDriver, insertItems } = await import('./driver.js');
+    const { PostgresDriver, eventRows, insertEvents } = await import('./driver.js');
+    const { itemsOf } = await import('../shared/network-sink.js');
     const { eventBytes } = await import('../../core/sink.js');
     const tls = config.tls ? await tlsConnectOptions(config.tls, `sinks.${name}.tls`) : undefined;
     const driver = new PostgresDriver({
@@ -115,7 +117,15 @@ export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
             source: batch.source,
             domain: batch.domain,
           }));
-          await insertItems(tx, config.table, items);
+          const sinkItems = itemsOf(items);
+          const { rows, failed } = eventRows(sinkItems);
+          if (failed.length > 0) {
+            throw new OktailError(
+              'SINK_WRITE_FAILED',
+              `Sink ${name}: event ${failed[0]!.index} of the page cannot be stored (${failed[0]!.reason})`,
+            );
+          }
+          await insertEvents(tx, config.table, sinkItems, rows);
         },
       },
     });

@@ -2,7 +2,7 @@ import { PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { OktailError, errorMessage } from '../../core/errors.js';
-import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
+import type { SendOutcome, SinkDriver, SinkItems } from '../shared/network-sink.js';
 import { objectKey } from './key.js';
 
 const gzip = promisify(gzipCallback);
@@ -56,12 +56,10 @@ export class S3Driver implements SinkDriver {
     this.#client = new S3Client(config);
   }
 
-  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     const compressed = this.#o.compression === 'gzip';
     const key = objectKey(this.#o.keyPrefix, items, compressed);
-    const parts: Buffer[] = [];
-    for (const item of items) parts.push(item.bytes, NEWLINE);
-    const ndjson = Buffer.concat(parts);
+    const ndjson = items.ndjson();
     const body = compressed ? await gzip(ndjson) : ndjson;
     try {
       await this.#client.send(
@@ -128,5 +126,3 @@ export class S3Driver implements SinkDriver {
     this.#client.destroy();
   }
 }
-
-const NEWLINE = Buffer.from('\n');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { SinkItem } from '../shared/network-sink.js';
+import { itemsOf, type SinkItem } from '../shared/network-sink.js';
 import { formatPrefix, objectKey, unknownPrefixFields } from './key.js';
 
 const item = (over: Partial<SinkItem> = {}): SinkItem => ({
@@ -15,19 +15,21 @@ const item = (over: Partial<SinkItem> = {}): SinkItem => ({
 
 describe('s3 object keys', () => {
   it('names an object after its first event, with the prefix dated by that event (UTC)', () => {
-    expect(objectKey('okta/%Y/%m/%d/', [item(), item({ uuid: 'other' })], true)).toBe(
+    expect(objectKey('okta/%Y/%m/%d/', itemsOf([item(), item({ uuid: 'other' })]), true)).toBe(
       'okta/2026/03/04/okta-20260304T050607.089Z-dc9fd3c0-598c-11ef-8478-2b7584bf8d5a.ndjson.gz',
     );
   });
 
   it('gives the same key to a replayed request holding more events, so it replaces the shorter object', () => {
     const first = [item(), item({ uuid: 'b' })];
-    expect(objectKey('p/', first, false)).toBe(objectKey('p/', [...first, item({ uuid: 'c' })], false));
+    expect(objectKey('p/', itemsOf(first), false)).toBe(
+      objectKey('p/', itemsOf([...first, item({ uuid: 'c' })]), false),
+    );
   });
 
   it('never depends on the clock', () => {
-    const a = objectKey('%Y/%H/', [item()], true);
-    const b = objectKey('%Y/%H/', [item()], true);
+    const a = objectKey('%Y/%H/', itemsOf([item()]), true);
+    const b = objectKey('%Y/%H/', itemsOf([item()]), true);
     expect(a).toBe(b);
     expect(a.startsWith('2026/05/')).toBe(true);
   });
@@ -44,8 +46,8 @@ describe('s3 object keys', () => {
 
   it('names an event without uuid or published by its content, stably', () => {
     const odd = item({ uuid: null, published: null, bytes: Buffer.from('{"x":1}') });
-    const key = objectKey('x/%Y/', [odd], false);
+    const key = objectKey('x/%Y/', itemsOf([odd]), false);
     expect(key).toMatch(/^x\/1970\/okta-19700101T000000\.000Z-sha256-[0-9a-f]{32}\.ndjson$/);
-    expect(objectKey('x/%Y/', [odd], false)).toBe(key);
+    expect(objectKey('x/%Y/', itemsOf([odd]), false)).toBe(key);
   });
 });

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { SinkItem } from '../shared/network-sink.js';
+import type { SinkItems } from '../shared/network-sink.js';
 import { formatStrftime } from '../shared/strftime.js';
 
 /** `key_prefix` uses the shared strftime fields (UTC); these names are what the s3 sink calls them. */
@@ -22,14 +22,19 @@ function keySafe(text: string): string {
  * with the same event but can hold more events (ones Okta persisted since), and its object must replace
  * the shorter one rather than sit beside it.
  */
-export function objectKey(prefix: string, items: readonly SinkItem[], compressed: boolean): string {
-  const first = items[0];
-  if (!first) throw new Error('objectKey needs at least one event');
-  const publishedMs = first.published === null ? Number.NaN : Date.parse(first.published);
+export function objectKey(
+  prefix: string,
+  items: Pick<SinkItems, 'length' | 'uuid' | 'published' | 'source' | 'bytes'>,
+  compressed: boolean,
+): string {
+  if (items.length === 0) throw new Error('objectKey needs at least one event');
+  const published = items.published(0);
+  const publishedMs = published === null ? Number.NaN : Date.parse(published);
   const date = new Date(Number.isNaN(publishedMs) ? 0 : publishedMs);
   // An event without a uuid (Okta always sends one) is named by its content, which is just as stable.
-  const id = first.uuid ?? `sha256-${createHash('sha256').update(first.bytes).digest('hex').slice(0, 32)}`;
+  const id =
+    items.uuid(0) ?? `sha256-${createHash('sha256').update(items.bytes(0)).digest('hex').slice(0, 32)}`;
   const stamp = date.toISOString().replace(/[-:]/g, '');
-  const name = `${keySafe(first.source)}-${stamp}-${keySafe(id)}.ndjson${compressed ? '.gz' : ''}`;
+  const name = `${keySafe(items.source(0))}-${stamp}-${keySafe(id)}.ndjson${compressed ? '.gz' : ''}`;
   return formatStrftime(prefix, date) + name;
 }

@@ -9,6 +9,7 @@ import {
   type SendOutcome,
   type SinkDriver,
   type SinkItem,
+  type SinkItems,
 } from './network-sink.js';
 
 function events(source: string, from: number, n: number): EventBatch {
@@ -49,7 +50,8 @@ class ScriptedDriver implements SinkDriver {
       signal: AbortSignal,
     ) => Promise<SendOutcome> = () => Promise.resolve({ kind: 'ok' }),
   ) {}
-  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async send(view: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
+    const items = Array.from({ length: view.length }, (_, i) => view.item(i));
     const uuids = items.map((i) => i.uuid ?? '?');
     this.requests.push(uuids);
     const outcome = await this.answer(items, this.requests.length, signal);
@@ -145,6 +147,27 @@ describe('createNetworkSink', () => {
     await s.close();
   });
 
+  it('counts the sources routed to it now, not its configured inputs, for the early flush', async () => {
+    const driver = new ScriptedDriver();
+    const { sink: s } = sink(driver, settings({ timeoutMs: 600_000 }));
+    const first = s.write(events('a', 0, 2), live());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(driver.requests).toEqual([]);
+    // Source b was removed at run time: nothing more can come before a flush.
+    s.routed?.(['a']);
+    expect(await first).toEqual({ kind: 'ok' });
+    expect(driver.requests).toEqual([uuids(0, 2)]);
+    // A source added at run time is waited for like a configured one.
+    s.routed?.(['a', 'c']);
+    const second = s.write(events('a', 5, 1), live());
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(driver.requests).toHaveLength(1);
+    const third = s.write(events('c', 20, 1), live());
+    expect(await Promise.all([second, third])).toEqual([{ kind: 'ok' }, { kind: 'ok' }]);
+    expect(driver.requests[1]).toEqual([...uuids(5, 1), ...uuids(20, 1)]);
+    await s.close();
+  });
+
   it('combines small pages of several sources into one request within the batch timeout', async () => {
     const driver = new ScriptedDriver();
     const { sink: s } = sink(driver, settings({ timeoutMs: 200 }));
@@ -205,6 +228,75 @@ describe('createNetworkSink', () => {
     expect(await s.write(events('a', 0, 3), live())).toEqual({ kind: 'ok' });
     expect(driver.requests).toEqual([uuids(0, 3), ['u1']]);
     expect([...driver.accepted].sort()).toEqual(uuids(0, 3));
+    await s.close();
+  });
+
+  it('maps partial failures back to the right events of a request holding pages of two sources', async () => {
+    const views: SinkItems[] = [];
+    const driver = new ScriptedDriver((_items, n) =>
+      Promise.resolve(
+        n === 1
+          ? {
+              kind: 'partial',
+              failed: [
+                { index: 1, retryable: true, reason: 'busy' },
+                { index: 2, retryable: true, reason: 'busy' },
+                { index: 3, retryable: true, reason: 'busy' },
+              ],
+            }
+          : { kind: 'ok' },
+      ),
+    );
+    const recording: SinkDriver = {
+      send: (items, signal) => {
+        views.push(items);
+        return driver.send(items, signal);
+      },
+    };
+    const { sink: s } = sink(recording, settings({ timeoutMs: 600_000 }));
+    const a = events('a', 0, 3);
+    const b = events('b', 10, 3);
+    const [ra, rb] = await Promise.all([s.write(a, live()), s.write(b, live())]);
+    expect([ra, rb]).toEqual([{ kind: 'ok' }, { kind: 'ok' }]);
+    expect(driver.requests).toEqual([
+      [...uuids(0, 3), ...uuids(10, 3)],
+      ['u1', 'u2', 'u10'],
+    ]);
+    // The first request is a view of both pages: their bytes back to back, each event's own source.
+    const first = views[0]!;
+    expect(first.ndjson().toString()).toBe(a.data.toString() + b.data.toString());
+    expect([first.source(2), first.source(3), first.domain(3)]).toEqual(['a', 'b', 'b.okta.com']);
+    expect(first.bytes(4).toString()).toBe(b.data.toString().split('\n')[1]);
+    const copy = Buffer.alloc(first.byteLength(0));
+    expect(first.copyBytes(0, copy, 0)).toBe(copy.length);
+    expect(copy.toString()).toBe(a.data.toString().split('\n')[0]);
+    expect(() => first.uuid(6)).toThrow(RangeError);
+    // The retry is a run of each page; its NDJSON is assembled from them.
+    expect(views[1]!.ndjson().toString().split('\n')).toEqual([
+      a.data.toString().split('\n')[1],
+      a.data.toString().split('\n')[2],
+      b.data.toString().split('\n')[0],
+      '',
+    ]);
+    await s.close();
+  });
+
+  it('hands a whole page over as its own bytes, without copying them', async () => {
+    let body: Buffer | undefined;
+    const driver = new ScriptedDriver();
+    const page = events('a', 0, 5);
+    const { sink: s } = sink(
+      {
+        send: (items, signal) => {
+          body = items.ndjson();
+          return driver.send(items, signal);
+        },
+      },
+      settings({ maxEvents: 3 }),
+    );
+    expect(await s.write(page, live())).toEqual({ kind: 'ok' });
+    expect(body!.buffer).toBe(page.data.buffer);
+    expect(body!.toString()).toBe(page.data.toString().split('\n').slice(3).join('\n'));
     await s.close();
   });
 

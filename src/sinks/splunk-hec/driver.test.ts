@@ -4,6 +4,7 @@ import { generateEvents } from '../../emulator/events.js';
 import { HecEmulator, type HecEmulatorOptions, type HecToken } from '../../../test/support/hec-emulator.js';
 import { sinkItems, taggedBytes } from '../../../test/support/sink-items.js';
 import { HecDriver, type HecDriverOptions } from './driver.js';
+import { itemsOf } from '../shared/network-sink.js';
 
 let pki: TestPki;
 beforeAll(async () => {
@@ -53,7 +54,7 @@ describe('HEC driver', () => {
   it('counts a batch as delivered only once its ackId is reported indexed, with the bytes intact', async () => {
     const { hec, driver } = await setup();
     const records = generateEvents(60, { seed: 1 });
-    const outcome = await driver.send(sinkItems(records), signal());
+    const outcome = await driver.send(itemsOf(sinkItems(records)), signal());
     expect(outcome).toEqual({ kind: 'ok' });
     expect(hec.stats.ackPolls).toBeGreaterThan(0);
     const events = hec.events();
@@ -70,11 +71,11 @@ describe('HEC driver', () => {
     const { hec, driver } = await setup({}, { ackTimeoutMs: 300 });
     hec.queueFaults('restart-after-accept');
     const items = sinkItems(generateEvents(5, { seed: 2 }));
-    const first = await driver.send(items, signal());
+    const first = await driver.send(itemsOf(items), signal());
     expect(first.kind).toBe('retry');
     expect((first as { error: Error }).error.message).toContain('within ack_timeout_secs');
     expect(hec.events()).toHaveLength(0);
-    expect(await driver.send(items, signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
     expect(hec.events()).toHaveLength(5);
   });
 
@@ -82,10 +83,10 @@ describe('HEC driver', () => {
     const { hec, driver } = await setup({}, { ackTimeoutMs: 60_000 });
     hec.queueFaults('restart-after-accept');
     const lost = sinkItems(generateEvents(3, { seed: 3 }));
-    const pendingLost = driver.send(lost, signal());
+    const pendingLost = driver.send(itemsOf(lost), signal());
     // Wait until HEC accepted (and forgot) the first batch, then send another: it gets ackId 0 again.
     await until(() => hec.stats.restarts === 1);
-    const next = await driver.send(sinkItems(generateEvents(2, { seed: 4 })), signal());
+    const next = await driver.send(itemsOf(sinkItems(generateEvents(2, { seed: 4 }))), signal());
     expect(next).toEqual({ kind: 'ok' });
     const outcome = await pendingLost;
     expect(outcome.kind).toBe('retry');
@@ -95,7 +96,7 @@ describe('HEC driver', () => {
 
   it('halts with the fix when the token has no indexer acknowledgement', async () => {
     const { driver } = await setup({ ack: false });
-    const outcome = await driver.send(sinkItems(generateEvents(1, { seed: 5 })), signal());
+    const outcome = await driver.send(itemsOf(sinkItems(generateEvents(1, { seed: 5 }))), signal());
     expect(outcome.kind).toBe('permanent');
     expect((outcome as { error: Error }).error.message).toContain(
       'Enable indexer acknowledgement on the token, or set acknowledgements: false',
@@ -104,7 +105,7 @@ describe('HEC driver', () => {
 
   it('halts with the fix when acknowledgements are off but the token requires a channel', async () => {
     const { driver } = await setup({ ack: true }, { acknowledgements: false });
-    const outcome = await driver.send(sinkItems(generateEvents(1, { seed: 6 })), signal());
+    const outcome = await driver.send(itemsOf(sinkItems(generateEvents(1, { seed: 6 }))), signal());
     expect(outcome.kind).toBe('permanent');
     expect((outcome as { error: Error }).error.message).toContain('"Data channel is missing" (code 10)');
     expect((outcome as { error: Error }).error.message).toContain('set acknowledgements: true');
@@ -112,7 +113,9 @@ describe('HEC driver', () => {
 
   it('delivers without acknowledgement when they are off', async () => {
     const { hec, driver } = await setup({ ack: false }, { acknowledgements: false });
-    expect(await driver.send(sinkItems(generateEvents(4, { seed: 7 })), signal())).toEqual({ kind: 'ok' });
+    expect(await driver.send(itemsOf(sinkItems(generateEvents(4, { seed: 7 }))), signal())).toEqual({
+      kind: 'ok',
+    });
     expect(hec.events()).toHaveLength(4);
     expect(hec.stats.ackPolls).toBe(0);
   });
@@ -121,12 +124,12 @@ describe('HEC driver', () => {
     const { hec, driver } = await setup();
     const items = sinkItems(generateEvents(1, { seed: 8 }));
     hec.queueFaults('busy');
-    const busy = await driver.send(items, signal());
+    const busy = await driver.send(itemsOf(items), signal());
     expect(busy).toMatchObject({ kind: 'retry', reason: 'hec_code_9' });
     await driver.close();
 
     const wrong = await setup({ value: 'another-token' });
-    const invalid = await wrong.driver.send(items, signal());
+    const invalid = await wrong.driver.send(itemsOf(items), signal());
     expect(invalid.kind).toBe('permanent');
     expect((invalid as { error: Error }).error.message).toContain('"Invalid token" (code 4)');
     expect((invalid as { error: Error }).error.message).not.toContain(TOKEN);
@@ -134,7 +137,7 @@ describe('HEC driver', () => {
     await wrong.hec.stop();
 
     const disabled = await setup({ disabled: true });
-    const outcome = await disabled.driver.send(items, signal());
+    const outcome = await disabled.driver.send(itemsOf(items), signal());
     expect((outcome as { error: Error }).error.message).toContain('enable the HEC token');
   });
 
@@ -144,7 +147,7 @@ describe('HEC driver', () => {
       { fields: { source: null, sourcetype: 's', index: 'okta' } },
     );
     const items = sinkItems(generateEvents(2, { seed: 9 }));
-    const outcome = await driver.send(items, signal());
+    const outcome = await driver.send(itemsOf(items), signal());
     expect(outcome.kind).toBe('permanent');
     const message = (outcome as { error: Error }).error.message;
     expect(message).toContain('"Incorrect index" (code 7)');
@@ -155,14 +158,14 @@ describe('HEC driver', () => {
   it('asks to split a request larger than HEC accepts', async () => {
     const { driver } = await setup({}, {}, { maxContentLength: 1000 });
     const items = sinkItems(generateEvents(2, { seed: 9 }));
-    expect((await driver.send(items, signal())).kind).toBe('split');
+    expect((await driver.send(itemsOf(items), signal())).kind).toBe('split');
   });
 
   it('gives up waiting for an ack when the signal aborts', async () => {
     const { hec, driver } = await setup();
     hec.queueFaults('restart-after-accept');
     const controller = new AbortController();
-    const pending = driver.send(sinkItems(generateEvents(1, { seed: 10 })), controller.signal);
+    const pending = driver.send(itemsOf(sinkItems(generateEvents(1, { seed: 10 }))), controller.signal);
     await until(() => hec.stats.restarts === 1);
     controller.abort();
     expect((await pending).kind).toBe('retry');

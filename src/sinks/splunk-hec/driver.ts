@@ -3,7 +3,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
 import { OktailError } from '../../core/errors.js';
 import { describeTransportError, retryAfterMs } from '../shared/http-answers.js';
-import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
+import type { SendOutcome, SinkDriver, SinkItems } from '../shared/network-sink.js';
 import { buildEventBody, classifyHecResponse, parseAckReply, type HecEnvelopeFields } from './framing.js';
 
 export interface HecDriverOptions {
@@ -61,7 +61,7 @@ export class HecDriver implements SinkDriver {
     this.#ackUrl = `${base}/services/collector/ack`;
   }
 
-  async send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     const body = buildEventBody(items, this.#options.fields);
     let status: number;
     let text: string;
@@ -95,7 +95,9 @@ export class HecDriver implements SinkDriver {
       case 'permanent': {
         const n = verdict.invalidEventNumber;
         const which =
-          n !== undefined && items[n] ? ` (event ${items[n].uuid ?? `#${n}`} of the request)` : '';
+          n !== undefined && Number.isInteger(n) && n >= 0 && n < items.length
+            ? ` (event ${items.uuid(n) ?? `#${n}`} of the request)`
+            : '';
         return { kind: 'permanent', error: this.#error(verdict.message + which, false) };
       }
       case 'ok':

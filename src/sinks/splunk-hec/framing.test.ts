@@ -1,10 +1,19 @@
 import { describe, expect, it } from 'vitest';
+import { itemsOf } from '../shared/network-sink.js';
 import { buildEventBody, classifyHecResponse, hecTime, parseAckReply } from './framing.js';
 
 const event = Buffer.from(
   '{"uuid":"u1","published":"2026-11-28T10:20:34.123Z","n":2.50,"_okta_event_type":"systemLog"}',
 );
-const item = { bytes: event, published: '2026-11-28T10:20:34.123Z', source: 'okta', domain: 'acme.okta.com' };
+const item = {
+  bytes: event,
+  uuid: 'u1',
+  published: '2026-11-28T10:20:34.123Z',
+  eventType: 'user.session.start',
+  severity: 'INFO',
+  source: 'okta',
+  domain: 'acme.okta.com',
+};
 
 describe('HEC framing', () => {
   it('turns published into epoch seconds with milliseconds', () => {
@@ -16,7 +25,7 @@ describe('HEC framing', () => {
   });
 
   it('splices the event bytes into the envelope without re-serialising them', () => {
-    const body = buildEventBody([item, { ...item, published: null }], {
+    const body = buildEventBody(itemsOf([item, { ...item, published: null }]), {
       source: null,
       sourcetype: 'OktaIM2:log',
       index: 'okta',
@@ -37,7 +46,11 @@ describe('HEC framing', () => {
   });
 
   it('uses a configured source and leaves index out when unset', () => {
-    const body = buildEventBody([item], { source: 'oktail', sourcetype: 'x', index: null }).toString();
+    const body = buildEventBody(itemsOf([item]), {
+      source: 'oktail',
+      sourcetype: 'x',
+      index: null,
+    }).toString();
     expect(body).toContain('"source":"oktail"');
     expect(body).not.toContain('"index"');
   });

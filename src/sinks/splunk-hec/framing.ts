@@ -6,13 +6,13 @@
  * re-parsed and re-serialised, so Splunk indexes exactly what Okta sent (plus oktail's tag).
  */
 
-/** What framing needs of a sink item (a subset of the shared helper's `SinkItem`). */
-export interface HecFramingItem {
-  readonly bytes: Buffer;
-  readonly published: string | null;
-  readonly source: string;
-  readonly domain: string;
-}
+import type { SinkItems } from '../shared/network-sink.js';
+
+/** What framing needs of a request's events (a subset of the shared helper's `SinkItems`). */
+export type HecFramingItems = Pick<
+  SinkItems,
+  'length' | 'published' | 'source' | 'domain' | 'byteLength' | 'copyBytes'
+>;
 
 export interface HecEnvelopeFields {
   /** `source` metadata; null: the oktail source name of each event. */
@@ -34,31 +34,49 @@ export function hecTime(published: string | null): string | null {
   return `${sign}${Math.floor(abs / 1000)}.${String(abs % 1000).padStart(3, '0')}`;
 }
 
-/** The body of one `/services/collector/event` request: one envelope per item, newline-separated. */
-export function buildEventBody(items: readonly HecFramingItem[], fields: HecEnvelopeFields): Buffer {
-  const parts: Buffer[] = [];
-  // Most batches share host, source and the rest: cache the envelope tail per (domain, source).
-  const tails = new Map<string, string>();
-  for (const item of items) {
-    const key = `${item.domain}\u0000${item.source}`;
+/**
+ * The body of one `/services/collector/event` request: one envelope per event, newline-separated,
+ * written into one buffer with the events' bytes copied straight from their pages.
+ */
+export function buildEventBody(items: HecFramingItems, fields: HecEnvelopeFields): Buffer {
+  // Most requests share host, source and the rest: encode the envelope's tail once per (domain, source).
+  const tails = new Map<string, Buffer>();
+  const heads: Buffer[] = new Array<Buffer>(items.length);
+  let total = 0;
+  for (let i = 0; i < items.length; i++) {
+    const domain = items.domain(i);
+    const source = items.source(i);
+    const key = `${domain}\u0000${source}`;
     let tail = tails.get(key);
     if (tail === undefined) {
-      tail =
-        `"host":${JSON.stringify(item.domain)},` +
-        `"source":${JSON.stringify(fields.source ?? item.source)},` +
-        `"sourcetype":${JSON.stringify(fields.sourcetype)},` +
-        (fields.index === null ? '' : `"index":${JSON.stringify(fields.index)},`) +
-        '"event":';
+      tail = Buffer.from(
+        `"host":${JSON.stringify(domain)},` +
+          `"source":${JSON.stringify(fields.source ?? source)},` +
+          `"sourcetype":${JSON.stringify(fields.sourcetype)},` +
+          (fields.index === null ? '' : `"index":${JSON.stringify(fields.index)},`) +
+          '"event":',
+        'utf8',
+      );
       tails.set(key, tail);
     }
-    const time = hecTime(item.published);
-    parts.push(
-      Buffer.from(time === null ? `{${tail}` : `{"time":${time},${tail}`, 'utf8'),
-      item.bytes,
-      CLOSE,
-    );
+    heads[i] = tail;
+    total += tail.length + items.byteLength(i) + CLOSE.length;
   }
-  return Buffer.concat(parts);
+  const times: string[] = new Array<string>(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const time = hecTime(items.published(i));
+    times[i] = time === null ? '{' : `{"time":${time},`;
+    total += (times[i] as string).length;
+  }
+  const body = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < items.length; i++) {
+    at += body.write(times[i] as string, at, 'latin1');
+    at += (heads[i] as Buffer).copy(body, at);
+    at += items.copyBytes(i, body, at);
+    at += CLOSE.copy(body, at);
+  }
+  return body;
 }
 
 const CLOSE = Buffer.from('}\n');

@@ -1,8 +1,8 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { OktailError, errorMessage } from '../../core/errors.js';
-import type { SendOutcome, SinkDriver, SinkItem } from '../shared/network-sink.js';
-import { syslogFrame } from './frame.js';
+import type { SendOutcome, SinkDriver, SinkItems } from '../shared/network-sink.js';
+import { syslogFrames } from './frame.js';
 
 export interface SyslogDriverOptions {
   /** Sink name, for messages. */
@@ -67,13 +67,13 @@ export class SyslogDriver implements SinkDriver {
     return `${this.#o.mode === 'tls' ? 'tls' : 'tcp'}://${this.#o.host}:${this.#o.port}`;
   }
 
-  send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     const turn = this.#queue.then(() => this.#send(items, signal));
     this.#queue = turn.catch(() => undefined);
     return turn;
   }
 
-  async #send(items: readonly SinkItem[], signal: AbortSignal): Promise<SendOutcome> {
+  async #send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     if (this.#closed) {
       return {
         kind: 'permanent',
@@ -81,7 +81,7 @@ export class SyslogDriver implements SinkDriver {
       };
     }
     if (signal.aborted) return this.#retry('aborted', signal.reason);
-    const frames = Buffer.concat(items.map((item) => syslogFrame(item, this.#o.facility)));
+    const frames = syslogFrames(items, this.#o.facility);
     let conn: Connection;
     try {
       conn = await this.#connection(signal);

@@ -1,4 +1,4 @@
-import type { SinkItem } from '../shared/network-sink.js';
+import { itemsOf, type SinkItem, type SinkItems } from '../shared/network-sink.js';
 
 /** RFC 5424 facility names and codes (section 6.2.1), by the names syslog.conf uses. */
 export const FACILITIES = {
@@ -79,16 +79,44 @@ export function syslogHostname(domain: string): string {
  * Okta sent them. No BOM: receivers and JSON parsers downstream take MSG as plain UTF-8 JSON.
  */
 export function syslogFrame(item: SinkItem, facility: number): Buffer {
-  const pri = facility * 8 + syslogSeverity(item.severity);
-  const header =
-    `<${pri}>1 ${syslogTimestamp(item.published)} ${syslogHostname(item.domain)} oktail - ` +
-    `${printableAscii(item.eventType, 32)} - `;
-  const headerLength = Buffer.byteLength(header);
-  const length = headerLength + item.bytes.length;
-  const prefix = `${length} `;
-  const out = Buffer.allocUnsafe(prefix.length + length);
-  out.write(prefix, 0, 'latin1');
-  out.write(header, prefix.length, 'latin1');
-  item.bytes.copy(out, prefix.length + headerLength);
+  return syslogFrames(itemsOf([item]), facility);
+}
+
+/**
+ * The frames of every event of a request, back to back in one buffer (see `syslogFrame`). Headers are
+ * printable ASCII by construction, so their byte length is their string length.
+ */
+export function syslogFrames(
+  items: Pick<
+    SinkItems,
+    'length' | 'published' | 'eventType' | 'severity' | 'domain' | 'byteLength' | 'copyBytes'
+  >,
+  facility: number,
+): Buffer {
+  const prefixes: string[] = new Array<string>(items.length);
+  let total = 0;
+  let lastDomain: string | null = null;
+  let hostname = '-';
+  for (let i = 0; i < items.length; i++) {
+    const domain = items.domain(i);
+    if (domain !== lastDomain) {
+      lastDomain = domain;
+      hostname = syslogHostname(domain);
+    }
+    const pri = facility * 8 + syslogSeverity(items.severity(i));
+    const header =
+      `<${pri}>1 ${syslogTimestamp(items.published(i))} ${hostname} oktail - ` +
+      `${printableAscii(items.eventType(i), 32)} - `;
+    const length = header.length + items.byteLength(i);
+    const prefix = `${length} ${header}`;
+    prefixes[i] = prefix;
+    total += prefix.length + items.byteLength(i);
+  }
+  const out = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < items.length; i++) {
+    at += out.write(prefixes[i] as string, at, 'latin1');
+    at += items.copyBytes(i, out, at);
+  }
   return out;
 }

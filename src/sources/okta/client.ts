@@ -38,6 +38,10 @@ export interface FetchedPage {
   status: number;
   /** Lower-case header names. */
   headers: Record<string, string>;
+  /**
+   * For a 200, a view on the client's reused body buffer: valid until the client's next `fetch`, which
+   * overwrites it (a source fetches its next page only after the previous one was delivered).
+   */
   body: Buffer;
   /** Local clock when the response headers arrived. */
   receivedAtMs: number;
@@ -45,6 +49,8 @@ export interface FetchedPage {
 }
 
 const MAX_ERROR_BODY = 64 * 1024;
+/** The body buffer's first size; it grows (by half again) to the largest page seen and then stays. */
+const MIN_BODY_BUFFER = 256 * 1024;
 /** Re-sends of one request with fresh credentials (a new DPoP nonce, a renewed token). */
 const MAX_AUTH_RETRIES = 2;
 
@@ -61,6 +67,14 @@ export class OktaHttpClient implements AuthTransport {
   readonly #timeoutMs: number;
   readonly #userAgent: string;
   readonly #beforeRequest: (() => Promise<void>) | undefined;
+  /**
+   * Every 200 body is read into this one buffer. A fresh 2 MB buffer per page (plus the chunks it was
+   * assembled from) lives outside V8's heap, which frees it only when it next collects: pages allocate
+   * so little inside the heap that tens of MB of dead bodies piled up between collections. It is shared
+   * memory, so a script's thread reads a page where it is instead of receiving a copy or the buffer
+   * itself (moving a buffer between threads costs more than its bytes' worth).
+   */
+  #bodyBuffer: Buffer = Buffer.alloc(0);
 
   constructor(settings: OktaClientSettings) {
     this.origin = `https://${settings.domain}`;
@@ -131,7 +145,9 @@ export class OktaHttpClient implements AuthTransport {
       let body: Buffer;
       try {
         body =
-          res.statusCode === 200 ? Buffer.from(await res.body.arrayBuffer()) : await readCapped(res.body);
+          res.statusCode === 200
+            ? await this.#readBody(res.body, headers['content-length'])
+            : await readCapped(res.body);
       } catch (err) {
         if (signal.aborted) throw err;
         throw this.#transportError(err, res.statusCode);
@@ -183,6 +199,20 @@ export class OktaHttpClient implements AuthTransport {
     await this.#dispatcher.close();
   }
 
+  async #readBody(body: Dispatcher.ResponseData['body'], contentLength: string | undefined): Promise<Buffer> {
+    let buffer = this.#bodyBuffer;
+    const expected = contentLength === undefined ? NaN : Number(contentLength);
+    if (Number.isSafeInteger(expected) && expected > buffer.length) buffer = grown(buffer, 0, expected);
+    let size = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      if (size + chunk.length > buffer.length) buffer = grown(buffer, size, size + chunk.length);
+      chunk.copy(buffer, size);
+      size += chunk.length;
+    }
+    this.#bodyBuffer = buffer;
+    return buffer.subarray(0, size);
+  }
+
   #transportError(err: unknown, status?: number): OktailError {
     const atProxy = this.proxy === null ? null : describeProxyFailure(err, this.proxy);
     if (atProxy === null) return transportError(err, status);
@@ -213,6 +243,15 @@ function flattenHeaders(raw: Record<string, string | string[] | undefined>): Rec
     out[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
   }
   return out;
+}
+
+/** A larger buffer holding the first `used` bytes of `buffer`. */
+function grown(buffer: Buffer, used: number, needed: number): Buffer {
+  const next = Buffer.from(
+    new SharedArrayBuffer(Math.max(MIN_BODY_BUFFER, needed, Math.ceil(buffer.length * 1.5))),
+  );
+  buffer.copy(next, 0, 0, used);
+  return next;
 }
 
 async function readCapped(body: Dispatcher.ResponseData['body']): Promise<Buffer> {

@@ -374,6 +374,30 @@ describe('renderNdjson', () => {
     expect(linesOf(renderNdjson(body, spans, {}))).toEqual(['{"i":0}', '{}']);
   });
 
+  it('renders into the buffer `output` returns, overwriting what an earlier page left there', () => {
+    const reused = Buffer.alloc(256, 0x78);
+    const sizes: number[] = [];
+    const output = (size: number) => {
+      sizes.push(size);
+      return reused.subarray(0, size);
+    };
+    const first = page('[{"i":0},{"long":"abcdefghijklmnopqrstuvwxyz"}]');
+    const a = renderNdjson(first, scanPage(first), TAGS, { output });
+    expect(a.buffer).toBe(reused.buffer);
+    expect(linesOf(a)).toEqual([
+      `{"i":0,${TAG_MEMBER}}`,
+      `{"long":"abcdefghijklmnopqrstuvwxyz",${TAG_MEMBER}}`,
+    ]);
+    const second = page('[{"j":1}]');
+    const b = renderNdjson(second, scanPage(second), TAGS, { output });
+    expect(b.buffer).toBe(reused.buffer);
+    expect(linesOf(b)).toEqual([`{"j":1,${TAG_MEMBER}}`]);
+    expect(sizes).toEqual([a.length, b.length]);
+    expect(() => renderNdjson(second, scanPage(second), TAGS, { output: () => Buffer.alloc(3) })).toThrow(
+      RangeError,
+    );
+  });
+
   it('writes nothing for an empty page', () => {
     const body = page('[]');
     expect(renderNdjson(body, scanPage(body), TAGS).length).toBe(0);

@@ -527,6 +527,8 @@ export interface RenderOptions {
   keep?: (i: number) => boolean;
   /** What a page transform did to each event (dropped ones are not written). */
   edits?: TransformedEvents;
+  /** Returns the `size` bytes to render into (a reused buffer); a fresh buffer when absent. */
+  output?: (size: number) => Buffer;
 }
 
 /**
@@ -615,7 +617,8 @@ export function renderNdjson(
     total += size + (empty ? emptyTail.length : tail.length);
   }
 
-  const out = Buffer.allocUnsafe(total);
+  const out = options.output ? options.output(total) : Buffer.allocUnsafe(total);
+  if (out.length !== total) throw new RangeError(`output buffer of ${out.length} bytes for ${total}`);
   let o = 0;
   for (let i = 0; i < count; i++) {
     const p = plan[i];

@@ -11,7 +11,15 @@ import type { EventBatch } from '../../core/sink.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
 import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './client.js';
 import { parseLinks } from './link-header.js';
-import { eventRef, parseEvent, renderNdjson, renderObjects, scanPage, type EventSpans } from './page-body.js';
+import {
+  eventRef,
+  parseEvent,
+  renderNdjson,
+  renderObjects,
+  scanPage,
+  SpanFlag,
+  type EventSpans,
+} from './page-body.js';
 import { readRateLimit, type RateLimitInfo } from './rate-limit-headers.js';
 import { sleep } from '../../core/async.js';
 import type { RateLimiter } from './rate-limiter.js';
@@ -53,6 +61,14 @@ export class OktaSource {
   readonly #random: () => number;
   readonly #tags: Record<string, JsonValue>;
   readonly #domain: string;
+  /** NDJSON is rendered into this one buffer, for the same reason the client reuses its body buffer. */
+  #output: Buffer = Buffer.alloc(0);
+  readonly #outputOf = (size: number): Buffer => {
+    if (size > this.#output.length) {
+      this.#output = Buffer.allocUnsafeSlow(Math.max(size, Math.ceil(this.#output.length * 1.5)));
+    }
+    return this.#output.subarray(0, size);
+  };
 
   constructor(options: OktaSourceOptions) {
     this.name = options.name;
@@ -64,7 +80,9 @@ export class OktaSource {
 
   /**
    * Yields the pages of one cycle, starting from `state` (the last committed state). The generator
-   * resumes only after the caller delivered the previous page, so backpressure is simply awaiting.
+   * resumes only after the caller delivered the previous page, so backpressure is simply awaiting. A
+   * page's batch is a view on buffers the next page is read and rendered into: every sink must be done
+   * with its bytes before the generator is resumed.
    */
   async *cycle(state: JsonObject, signal: AbortSignal): AsyncGenerator<SourcePage> {
     const { client, logic } = this.#o;
@@ -92,12 +110,21 @@ export class OktaSource {
   async #render(body: Buffer, spans: EventSpans): Promise<EventBatch> {
     const { logic, telemetry } = this.#o;
     if (logic.transformPage && spans.count > 0) {
-      const edits = await logic.transformPage({ body, offsets: spans.offsets, count: spans.count });
+      const escapedKeys = new Uint8Array(spans.count);
+      for (let i = 0; i < spans.count; i++) {
+        if (((spans.flags[i] as number) & SpanFlag.ESCAPED_KEY) !== 0) escapedKeys[i] = 1;
+      }
+      const edits = await logic.transformPage({
+        body,
+        offsets: spans.offsets,
+        count: spans.count,
+        escapedKeys,
+      });
       // The script's thread may have taken the bytes and given them back.
       const bytes = edits.body
         ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
         : body;
-      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits });
+      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits, output: this.#outputOf });
       const dropped = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n + 1 : n), 0);
       if (dropped > 0) {
         telemetry.eventsDropped({ source: this.name, events: dropped, reason: 'script' });
@@ -105,7 +132,8 @@ export class OktaSource {
       return batchFromNdjson(this.name, this.#domain, ndjson);
     }
     if (!logic.transform || spans.count === 0) {
-      return batchFromNdjson(this.name, this.#domain, renderNdjson(body, spans, this.#tags));
+      const ndjson = renderNdjson(body, spans, this.#tags, { output: this.#outputOf });
+      return batchFromNdjson(this.name, this.#domain, ndjson);
     }
     const events: JsonObject[] = [];
     for (let i = 0; i < spans.count; i++) events.push(parseEvent(body, spans, i));
