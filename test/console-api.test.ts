@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -7,7 +7,7 @@ import {
   writeConsoleConfig,
   type ConsoleCollector,
 } from './support/browser.js';
-import { runCli, useChildren, useOrg } from './support/harness.js';
+import { runCli, until, useChildren, useOrg } from './support/harness.js';
 
 const startOrg = useOrg();
 const track = useChildren();
@@ -61,6 +61,52 @@ describe('console API', () => {
     const ok = await fetch(`${origin}/api/sources`, { headers: { cookie } });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ sources: [] });
+  }, 120_000);
+
+  it('keeps /ready in step with the sources it stops: a deleted halted source no longer holds it down', async () => {
+    const org = await startOrg();
+    const { file } = await writeConsoleConfig(org, ['api:', '  address: "127.0.0.1:0"']);
+    // A source whose token Okta rejects: it halts, and /ready says so until the source is deleted.
+    const yaml = (await readFile(file, 'utf8'))
+      .replace(
+        'sources: {}',
+        [
+          'sources:',
+          '  okta:',
+          '    type: okta',
+          `    domain: "${org.domain}"`,
+          '    auth:',
+          '      token: "not-the-token"',
+          '    tls:',
+          '      enabled: true',
+          `      ca_file: ${JSON.stringify(org.files.caFile)}`,
+        ].join('\n'),
+      )
+      .replace('inputs: []', 'inputs: [okta]');
+    await writeFile(file, yaml);
+    collector = await startConsoleCollector(file, track);
+    const c = collector;
+    let api = '';
+    await until(() => {
+      const line = logLines(c.stderr()).find(
+        (l) => l.msg === 'API listening for /metrics, /health and /ready.',
+      );
+      api = (line?.url as string | undefined) ?? '';
+      return api !== '' && c.stderr().includes('OKTA_AUTH');
+    }, 'the API address and the halt');
+    const halted = await fetch(`${api}/ready`);
+    expect(halted.status).toBe(503);
+    expect(JSON.stringify(await halted.json())).toContain('okta');
+
+    const cookie = await signIn(c.signIn);
+    const del = await fetch(`${c.origin}/api/sources/okta?forget=true`, {
+      method: 'DELETE',
+      headers: { origin: c.origin, cookie },
+    });
+    expect(del.status).toBe(200);
+    const ready = await fetch(`${api}/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: 'ready', sources: [] });
   }, 120_000);
 
   it('refuses a state-changing request from another origin (or none) with 403 and logs it', async () => {

@@ -5,7 +5,7 @@ import type { ConsoleStatus } from '../console/status.js';
 import type { ApiServer } from '../telemetry/http-server.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ProgressTelemetry } from '../telemetry/progress.js';
-import type { ReadinessSource } from '../telemetry/readiness.js';
+import type { ReadinessSource, ReadinessTracker } from '../telemetry/readiness.js';
 import type { TelemetrySink } from '../telemetry/telemetry.js';
 import { EXIT_FAILURE, EXIT_OK, exitCodeFor } from './exit-codes.js';
 import { VERSION } from '../core/version.js';
@@ -119,6 +119,7 @@ export async function runPipeline(
   const lock = clustered ? null : await DataDirLock.acquire(config.data_dir, 'run');
   const progress = options.progress ?? null;
   let api: ApiServer | null = null;
+  let readiness: ReadinessTracker | undefined;
   try {
     const logTelemetry = new LogTelemetry(log);
     // Progress first: its line goes away before the log prints the cycle's summary.
@@ -141,6 +142,7 @@ export async function runPipeline(
         throw new Error(`api.address: cannot listen on ${config.api!.address} (${err.code ?? err.message})`);
       });
       telemetry = metrics;
+      readiness = metrics.readiness;
     }
     let consoleStatus: ConsoleStatus | null = null;
     if (config.console && !options.once) {
@@ -151,7 +153,7 @@ export async function runPipeline(
       consoleStatus = new ConsoleStatus();
       telemetry = new TeeTelemetry([telemetry, consoleStatus]);
     }
-    return await collect(config, log, telemetry, { ...options, consoleStatus });
+    return await collect(config, log, telemetry, { ...options, consoleStatus, readiness });
   } finally {
     progress?.stop();
     await api?.stop();
@@ -168,6 +170,8 @@ async function collect(
     stdout?: NodeJS.WritableStream;
     configPath?: string;
     consoleStatus: ConsoleStatus | null;
+    /** `/ready`'s tracker, which the console keeps in step with the sources it starts and stops. */
+    readiness?: ReadinessTracker | undefined;
   },
 ): Promise<number> {
   const { buildPipeline } = await import('../pipeline/build.js');
@@ -234,6 +238,7 @@ async function collect(
           built,
           status: consoleStatus,
           log,
+          ...(options.readiness ? { readiness: options.readiness } : {}),
         });
       } catch (err) {
         controller.abort(err);

@@ -5,26 +5,37 @@ import type { BuiltPipeline } from '../pipeline/build.js';
 import type { SourceOutcome } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';
 import type { ConsoleStatus } from './status.js';
+import type { ReadinessSource } from '../telemetry/readiness.js';
 
 /**
  * Starts, replaces and stops sources in the running pipeline for the console, one change at a time.
  * Every source, also those in the config at start, goes through here so the console can tap its pages.
  */
+/** The part of `/ready`'s tracker the console drives. */
+export interface ConsoleReadiness {
+  track(source: ReadinessSource): void;
+  untrack(name: string): void;
+}
+
 export class SourceController {
   readonly #built: Pick<BuiltPipeline, 'pipeline' | 'createSource'>;
   readonly #status: ConsoleStatus;
   readonly #log: Logger;
   readonly #lock = new PromiseLock();
   readonly #closers = new Map<string, () => Promise<void>>();
+  readonly #readiness: ConsoleReadiness | undefined;
 
   constructor(options: {
     built: Pick<BuiltPipeline, 'pipeline' | 'createSource'>;
     status: ConsoleStatus;
     log: Logger;
+    /** `/ready` (when the api endpoint is on): it must follow the sources the console starts and stops. */
+    readiness?: ConsoleReadiness;
   }) {
     this.#built = options.built;
     this.#status = options.status;
     this.#log = options.log;
+    this.#readiness = options.readiness;
   }
 
   /** The sinks that take `name` as input in `config`. */
@@ -95,10 +106,15 @@ export class SourceController {
       throw err;
     }
     this.#closers.set(name, () => built.close());
+    this.#readiness?.track({
+      name,
+      staleAfterMs: (2 * cfg.interval_secs + cfg.request_timeout_secs) * 1000,
+    });
   }
 
   async #stop(name: string, forget: boolean): Promise<SourceOutcome | undefined> {
     this.#status.stopped(name);
+    this.#readiness?.untrack(name);
     const outcome = await this.#built.pipeline.removeSource(name, { forget });
     const close = this.#closers.get(name);
     this.#closers.delete(name);

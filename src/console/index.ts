@@ -5,7 +5,7 @@ import { OktailError } from '../core/errors.js';
 import type { BuiltPipeline } from '../pipeline/build.js';
 import type { Logger } from '../telemetry/logger.js';
 import { ConfigFile } from './config-file.js';
-import { SourceController } from './controller.js';
+import { SourceController, type ConsoleReadiness } from './controller.js';
 import { ConsoleServer } from './server.js';
 import type { ConsoleStatus } from './status.js';
 import { ensureConsoleToken } from './token.js';
@@ -46,6 +46,7 @@ export async function startConsole(options: {
   built: Pick<BuiltPipeline, 'pipeline' | 'createSource'>;
   status: ConsoleStatus;
   log: Logger;
+  readiness?: ConsoleReadiness;
 }): Promise<RunningConsole> {
   const { config, log } = options;
   const consoleConfig = config.console;
@@ -57,7 +58,12 @@ export async function startConsole(options: {
       }
     : undefined;
   const { builtinScriptSource, checkCollectionScript } = await import('../script/index.js');
-  const controller = new SourceController({ built: options.built, status: options.status, log });
+  const controller = new SourceController({
+    built: options.built,
+    status: options.status,
+    log,
+    ...(options.readiness ? { readiness: options.readiness } : {}),
+  });
   const server = new ConsoleServer({
     ...parseAddress(consoleConfig.address),
     tls,

@@ -206,4 +206,20 @@ describe('ReadinessTracker', () => {
       reason: 'halted: OKTA_AUTH: the token was rejected',
     });
   });
+
+  it('follows sources started and stopped at run time (the console)', () => {
+    const now = { t: 0 };
+    const tracker = new ReadinessTracker([{ name: 'old', staleAfterMs: 1000 }], () => now.t);
+    now.t = 5000;
+    expect(tracker.check().ready).toBe(false);
+    // Deleted in the console: it no longer holds /ready down.
+    tracker.untrack('old');
+    expect(tracker.check()).toEqual({ ready: true, sources: [] });
+    // Added in the console: its grace period starts when it is added, not at process start.
+    tracker.track({ name: 'new', staleAfterMs: 1000 });
+    now.t = 5900;
+    expect(tracker.check()).toMatchObject({ ready: true, sources: [{ source: 'new', state: 'starting' }] });
+    now.t = 6001;
+    expect(tracker.check()).toMatchObject({ ready: false, sources: [{ source: 'new', state: 'stale' }] });
+  });
 });

@@ -69,6 +69,21 @@ export class ReadinessTracker {
     this.#owned = next;
   }
 
+  /** A source started at run time (the console): its grace period for a first cycle starts now. */
+  track(source: ReadinessSource): void {
+    this.#sources.set(source.name, {
+      staleAfterMs: source.staleAfterMs,
+      startedMs: this.#now(),
+      lastProgressMs: null,
+      halted: null,
+    });
+  }
+
+  /** A source stopped at run time (deleted or disabled in the console) no longer counts. */
+  untrack(name: string): void {
+    this.#sources.delete(name);
+  }
+
   progressed(source: string): void {
     const s = this.#sources.get(source);
     if (s) s.lastProgressMs = this.#now();
