@@ -10,6 +10,9 @@ export interface EventBatch {
   readonly count: number;
   /**
    * The tagged events as NDJSON: event i is data.subarray(starts[i], ends[i]); a "\n" follows each.
+   * The bytes live in the source's reused page buffer: they are valid only until the pipeline asks the
+   * source for its next page, which it does once every sink answered this batch. A sink that must keep
+   * events past its `write` answer (it never should: `ok` means durable) has to copy them.
    * The bytes are exactly what Okta sent with `"_okta_event_type":"systemLog"` spliced in.
    */
   readonly data: Buffer;
