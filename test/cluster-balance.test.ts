@@ -145,7 +145,18 @@ describe('replicas balancing sources through PostgreSQL', () => {
       db.name,
     );
     expect(rows[0]).toEqual({ n: String(all.length), d: String(all.length) });
+    // A replica stopped with SIGTERM releases its leases before it exits, not after they expire: c can take
+    // them at once.
+    const held = (await owners(db.name)).get('a')!;
+    expect(held.length).toBeGreaterThan(0);
     a.child.kill('SIGTERM');
     expect((await a.exited).code).toBe(0);
+    expect((await owners(db.name)).has('a')).toBe(false);
+    const { rows: released } = await server.query<{ n: string }>(
+      'SELECT count(*) AS n FROM oktail_sources WHERE source = ANY($1::text[]) AND owner IS NOT NULL AND owner <> $2',
+      [held, 'c'],
+      db.name,
+    );
+    expect(released[0]!.n).toBe('0');
   }, 240_000);
 });
