@@ -72,6 +72,24 @@ describe('state.backend: postgres in the config', () => {
     expect(result.stderr).toContain('cannot follow it to another host');
     expect(result.stderr + result.stdout).not.toContain(password);
   });
+
+  it('says in validate that the state is shared in PostgreSQL, without the password', async () => {
+    const org = await startOrg();
+    const { file } = await writeConfig(org, {
+      sinks: 'none',
+      sinkLines: ['  db:', '    type: http', '    inputs: [okta]', '    uri: https://127.0.0.1:9/ingest'],
+      top: [
+        'state:',
+        '  backend: postgres',
+        `  url: postgres://oktail:\${PG_PASSWORD}@127.0.0.1:5/oktail`,
+        '  lease_secs: 20',
+      ],
+    });
+    const result = await runCli(['validate', '-c', file], { env: { ...org.env, PG_PASSWORD: password } });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stdout).toContain('state in PostgreSQL shared by replicas (lease 20 s)');
+    expect(result.stderr + result.stdout).not.toContain(password);
+  });
 });
 
 describe('oktail cluster status and state commands against PostgreSQL', () => {

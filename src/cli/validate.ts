@@ -86,9 +86,14 @@ export function validateCommand() {
         const guarantee = SINKS.find((r) => r.type === sink.type)?.guarantee;
         return guarantee ? `${name}: ${sink.type}, ${guarantee.replace('-', ' ')}` : name;
       });
+      // Replicas share state in PostgreSQL: say so, since it changes what the sinks may be and who collects.
+      const state =
+        config.state?.backend === 'postgres'
+          ? `, state in PostgreSQL shared by replicas (lease ${config.state.lease_secs} s)`
+          : '';
       process.stdout.write(
         `${opts.config} is valid: ${sources.length} source(s) (${sources.join(', ')}), ` +
-          `${sinks.length} sink(s) (${sinks.join('; ')}).\n`,
+          `${sinks.length} sink(s) (${sinks.join('; ')})${state}.\n`,
       );
       const { redactConfig } = await import('../config/redact.js');
       if (opts.print) process.stdout.write(JSON.stringify(redactConfig(config), null, 2) + '\n');
