@@ -67,7 +67,9 @@ function start(file: string, node: string, env: Record<string, string>): Replica
 
 describe('replicas balancing sources through PostgreSQL', () => {
   it('converges to 3 sources each with 9 orgs and 3 replicas, and moves a killed one’s 3 within 2 x lease_secs', async () => {
-    const leaseSecs = 5;
+    // 10 s rather than the minimum: the takeover bound is 2 x lease_secs, and the fixed costs around a
+    // takeover (a tick, the first commit) then weigh less against it on a loaded machine.
+    const leaseSecs = 10;
     const db = await database();
     const dir = await mkdtemp(join(tmpdir(), 'oktail-cluster-'));
     dirs.push(dir);
