@@ -7,7 +7,8 @@ import {
   writeConsoleConfig,
   type ConsoleCollector,
 } from './support/browser.js';
-import { runCli, until, useChildren, useOrg } from './support/harness.js';
+import { compareDelivery, readLines, runCli, until, useChildren, useOrg } from './support/harness.js';
+import { CLIENT_ID, startOAuthOrg } from './support/oauth.js';
 
 const startOrg = useOrg();
 const track = useChildren();
@@ -179,6 +180,98 @@ describe('console API', () => {
     // The token is logged once, at its making, and never again.
     expect(collector.stderr().split(token).length - 1).toBe(1);
     expect(collector.stderr()).not.toContain(fresh);
+  }, 120_000);
+
+  it('saves an OAuth 2.0 source that collects, and never sends the key password back', async () => {
+    const { org, key } = await startOAuthOrg({ kind: 'rsa', requireDpop: true });
+    try {
+      org.emulator.appendEvents(1200, { publishedStart: Date.now() - 3600_000, seed: 12 });
+      const { file, out } = await writeConsoleConfig(org);
+      collector = await startConsoleCollector(file, track);
+      const c = collector;
+      const cookie = await signIn(c.signIn);
+      const bodies: string[] = [];
+      const call = async (method: string, path: string, body?: unknown) => {
+        const res = await fetch(c.origin + path, {
+          method,
+          headers: { origin: c.origin, cookie, 'content-type': 'application/json' },
+          ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+        });
+        const text = await res.text();
+        bodies.push(text);
+        return { status: res.status, data: JSON.parse(text) as Record<string, unknown> };
+      };
+      // The form as the browser sends it: with the built-in script it was prefilled with.
+      const { script } = (await call('GET', '/api/form')).data;
+      const form = {
+        mode: 'create',
+        script,
+        name: 'okta',
+        domain: org.domain,
+        interval_secs: '60',
+        start_from: new Date(Date.now() - 2 * 3600_000).toISOString(),
+        strategy: 'oauth2',
+        client_id: CLIENT_ID,
+        private_key_file: key.encryptedFile,
+        private_key_pass: key.passphrase,
+        scopes: 'okta.logs.read',
+        dpop: 'auto',
+        tls_enabled: true,
+        ca_file: org.files.caFile,
+        sinks: ['archive'],
+      };
+
+      // A wrong passphrase is caught on Save, beside its field, and nothing is written.
+      const before = await readFile(file, 'utf8');
+      const wrong = await call('POST', '/api/sources', { ...form, private_key_pass: 'not-the-passphrase' });
+      expect(wrong.status).toBe(422);
+      expect(wrong.data.problems).toEqual([
+        {
+          field: 'private_key_pass',
+          message: `cannot load the private key in ${key.encryptedFile}: wrong auth.private_key_pass, or a damaged key`,
+        },
+      ]);
+      expect(await readFile(file, 'utf8')).toBe(before);
+
+      const test = await call('POST', '/api/test', form);
+      expect(test.data.ok, JSON.stringify(test.data)).toBe(true);
+      expect(test.data.layers).toContainEqual({
+        layer: 'Auth',
+        ok: true,
+        text: 'oauth2 (client credentials, private_key_jwt); granted scopes: okta.logs.read; DPoP: negotiated',
+      });
+
+      const saved = await call('POST', '/api/sources', form);
+      expect(saved).toEqual({ status: 200, data: { ok: true, started: true, error: null } });
+      const text = await readFile(file, 'utf8');
+      expect(text).toContain('strategy: oauth2');
+      expect(text).not.toContain(key.passphrase);
+      const secret = join(org.dir, 'data', 'secrets', 'okta.private_key_pass');
+      expect(text).toContain(`private_key_pass_file: data/secrets/okta.private_key_pass`);
+      expect((await stat(secret)).mode & 0o777).toBe(0o600);
+
+      await until(async () => {
+        const { data } = await call('GET', '/api/sources');
+        const okta = (data.sources as { name: string; events: number }[]).find((s) => s.name === 'okta');
+        return (okta?.events ?? 0) >= 1200;
+      }, 'the backlog collected');
+      await until(async () => (await readLines(out)).length >= 1200, 'the backlog in the sink');
+      expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
+      expect(org.emulator.oauth!.stats.grants.length).toBeGreaterThanOrEqual(1);
+
+      const detail = await call('GET', '/api/sources/okta');
+      expect(detail.data.form).toMatchObject({
+        strategy: 'oauth2',
+        client_id: CLIENT_ID,
+        private_key_file: key.encryptedFile,
+        private_key_pass_set: true,
+      });
+      for (const body of bodies) expect(body).not.toContain(key.passphrase);
+      expect(c.stderr()).not.toContain(key.passphrase);
+      expect(c.stderr()).toContain('auth.private_key_pass');
+    } finally {
+      await org.stop();
+    }
   }, 120_000);
 
   it('refuses to start on a non-loopback address without console.tls', async () => {

@@ -130,6 +130,29 @@ describe('the web console in a browser', { timeout: 180_000 }, () => {
     expect(await page.getByLabel('Verify Certificate').isChecked()).toBe(true);
     expect(await page.getByLabel('Verify Hostname').isChecked()).toBe(true);
     expect(await page.getByLabel('archive (file)').isChecked()).toBe(true);
+    // OAuth 2.0 puts its fields in place of the Bearer ones (and back).
+    const auth = page.locator('fieldset', { has: page.locator('legend', { hasText: 'Authentication' }) });
+    await page.getByLabel('Authentication Strategy').selectOption({ label: 'OAuth 2.0' });
+    for (const label of [
+      'Client ID',
+      'Private Key File',
+      'Private Key Password',
+      'Key ID',
+      'Scopes',
+      'DPoP',
+    ]) {
+      expect(await auth.getByLabel(label, { exact: true }).isVisible(), label).toBe(true);
+    }
+    expect(await auth.getByLabel('Private Key Password', { exact: true }).getAttribute('type')).toBe(
+      'password',
+    );
+    expect(await auth.getByLabel('Scopes').inputValue()).toBe('okta.logs.read');
+    expect(await auth.getByLabel('DPoP').inputValue()).toBe('auto');
+    expect(await page.getByLabel('Auth Token').count()).toBe(0);
+    expect(await page.getByLabel('Bearer Header').count()).toBe(0);
+    await page.getByLabel('Authentication Strategy').selectOption({ label: 'Bearer Authentication' });
+    expect(await page.getByLabel('Auth Token').isVisible()).toBe(true);
+    expect(await page.getByLabel('Client ID').count()).toBe(0);
   });
 
   it('shows field errors for https:// in the domain and an interval of 5, in the words of oktail validate', async () => {

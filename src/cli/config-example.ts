@@ -105,6 +105,15 @@ sources:
   #     crt_file: ./client.pem
   #     key_file: ./client.key
   #     key_pass_file: ./secrets/client.key_pass
+  # okta_oauth_files:
+  #   type: okta
+  #   domain: company.okta.com
+  #   enabled: false
+  #   auth:
+  #     strategy: oauth2
+  #     client_id: 0oa1b2c3d4e5f6g7h8i9
+  #     private_key_file: ./okta-app.pem
+  #     private_key_pass_file: ./secrets/okta_oauth_files.private_key_pass
 
 sinks:
 ${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when used.
@@ -114,7 +123,7 @@ ${SINKS.map((r) => r.example ?? '').join('')}  # The OAuth source above, when us
   #   path: ./okta-oauth-system-log.ndjson
   # files_events:
   #   type: file
-  #   inputs: [okta_files]
+  #   inputs: [okta_files, okta_oauth_files]
   #   path: ./okta-files-system-log.ndjson
 
 # Several replicas sharing the orgs through PostgreSQL: oktail config example --cluster (docs/cluster.md).

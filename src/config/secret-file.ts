@@ -2,8 +2,9 @@ import { readFile } from 'node:fs/promises';
 import { OktailError } from '../core/errors.js';
 
 /**
- * Reads a secret kept in a file (`auth.token_file`, `tls.key_pass_file`). One trailing line break is
- * dropped because editors add one. The message names the key and the path, never the content.
+ * Reads a secret kept in a file (`auth.token_file`, `auth.private_key_pass_file`, `tls.key_pass_file`).
+ * One trailing line break is dropped because editors add one. The message names the key and the path,
+ * never the content.
  */
 export async function readSecretFile(path: string, keyPath: string): Promise<string> {
   let text: string;

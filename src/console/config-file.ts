@@ -5,13 +5,20 @@ import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import { parseConfig } from '../config/load.js';
 import type { Config, OktaSourceConfig } from '../config/schema.js';
 import { OktailError, errorMessage } from '../core/errors.js';
+import {
+  AUTH_STRATEGIES,
+  BEARER_KEYS,
+  DEFAULT_SCOPES,
+  OAUTH_KEYS,
+  type OAuth2AuthConfig,
+} from '../sources/okta/auth/schema.js';
 
 /*
  * Editing the config file from the console. The file is changed with the yaml Document API, key by key,
  * so comments, key order and everything the console does not manage stay as they were. A change is
  * validated by the same loader `oktail validate` uses before anything is written; then the secrets are
- * written (each its own mode-0600 file under data_dir/secrets, referenced by auth.token_file and
- * tls.key_pass_file) and the config replaced atomically.
+ * written (each its own mode-0600 file under data_dir/secrets, referenced by auth.token_file,
+ * auth.private_key_pass_file and tls.key_pass_file) and the config replaced atomically.
  */
 
 /** What the Add/Edit Source form sends. Empty secrets mean "keep the one that is set". */
@@ -24,6 +31,14 @@ export interface SourceForm {
   token: string;
   header: string;
   prefix: string;
+  client_id: string;
+  private_key_file: string;
+  private_key_pass: string;
+  key_id: string;
+  /** Space- or comma-separated; empty means the default. */
+  scopes: string;
+  /** auto, true or false. */
+  dpop: string;
   tls_enabled: boolean;
   ca_file: string;
   crt_file: string;
@@ -44,6 +59,12 @@ export const FORM_FIELDS = [
   'token',
   'header',
   'prefix',
+  'client_id',
+  'private_key_file',
+  'private_key_pass',
+  'key_id',
+  'scopes',
+  'dpop',
   'tls_enabled',
   'ca_file',
   'crt_file',
@@ -72,6 +93,13 @@ const FIELD_BY_KEY: Record<string, FormField> = {
   'auth.token_file': 'token',
   'auth.header': 'header',
   'auth.prefix': 'prefix',
+  'auth.client_id': 'client_id',
+  'auth.private_key_file': 'private_key_file',
+  'auth.private_key_pass': 'private_key_pass',
+  'auth.private_key_pass_file': 'private_key_pass',
+  'auth.key_id': 'key_id',
+  'auth.scopes': 'scopes',
+  'auth.dpop': 'dpop',
   'tls.enabled': 'tls_enabled',
   'tls.ca_file': 'ca_file',
   'tls.crt_file': 'crt_file',
@@ -89,7 +117,8 @@ export function fieldOf(problem: ConfigProblem, name: string): FieldProblem {
     return { field: /no sink takes/.test(problem.message) ? 'sinks' : 'name', message: problem.message };
   }
   if (problem.path.startsWith(`${prefix}.`)) {
-    const key = problem.path.slice(prefix.length + 1);
+    // A list item's problem (auth.scopes[0]) belongs to the list's field.
+    const key = problem.path.slice(prefix.length + 1).replace(/\[\d+\]/g, '');
     const field = FIELD_BY_KEY[key] ?? FIELD_BY_KEY[key.split('.').slice(0, 2).join('.')];
     if (field) return { field, message: problem.message };
     // A key the form does not show (retry, proxy, ...): say which.
@@ -109,8 +138,9 @@ export interface ConfigFileOptions {
 }
 
 /** The managed values of a source as the form shows them; secrets only as "set" flags. */
-export interface SourceFormValues extends Omit<SourceForm, 'token' | 'key_pass'> {
+export interface SourceFormValues extends Omit<SourceForm, 'token' | 'key_pass' | 'private_key_pass'> {
   token_set: boolean;
+  private_key_pass_set: boolean;
   key_pass_set: boolean;
   custom_script: string | null;
 }
@@ -174,6 +204,14 @@ export class ConfigFile {
       token_set: get(['auth', 'token']) !== undefined || get(['auth', 'token_file']) !== undefined,
       header: auth.strategy === 'bearer' ? auth.header : 'Authorization',
       prefix: auth.strategy === 'bearer' ? auth.prefix : 'SSWS ',
+      client_id: str(['auth', 'client_id']),
+      private_key_file: str(['auth', 'private_key_file']),
+      private_key_pass_set:
+        get(['auth', 'private_key_pass']) !== undefined ||
+        get(['auth', 'private_key_pass_file']) !== undefined,
+      key_id: str(['auth', 'key_id']),
+      scopes: (auth.strategy === 'oauth2' ? auth.scopes : DEFAULT_SCOPES).join(' '),
+      dpop: auth.strategy === 'oauth2' ? String(auth.dpop) : 'auto',
       tls_enabled: cfg.tls.enabled,
       ca_file: str(['tls', 'ca_file']),
       crt_file: str(['tls', 'crt_file']),
@@ -202,7 +240,7 @@ export class ConfigFile {
     const { doc } = await this.#read();
     const early = this.#precheck(form, mode, doc);
     if (early.length > 0) return { ok: false, problems: early };
-    applyForm(doc, form, mode, { token: inlineSecret(form.token), keyPass: inlineSecret(form.key_pass) });
+    applyForm(doc, form, mode, inlineSecrets(form));
     try {
       const config = this.parse(String(doc));
       const source = config.sources[form.name];
@@ -222,8 +260,8 @@ export class ConfigFile {
     if (mode === 'edit' && !exists) {
       problems.push({ field: 'name', message: `there is no source named ${form.name}` });
     }
-    if (form.strategy !== 'bearer') {
-      problems.push({ field: 'strategy', message: 'only Bearer Authentication can be set up here for now' });
+    if (!(AUTH_STRATEGIES as readonly string[]).includes(form.strategy)) {
+      problems.push({ field: 'strategy', message: `must be one of ${AUTH_STRATEGIES.join(', ')}` });
     }
     return problems;
   }
@@ -246,13 +284,14 @@ export class ConfigFile {
 
     // 1. Validate with the secrets inline.
     const trialDoc = doc.clone();
-    applyForm(trialDoc, form, mode, {
-      token: inlineSecret(form.token),
-      keyPass: inlineSecret(form.key_pass),
-    });
+    applyForm(trialDoc, form, mode, inlineSecrets(form));
     const problems: FieldProblem[] = [];
     try {
-      this.parse(String(trialDoc));
+      const trial = this.parse(String(trialDoc)).sources[form.name];
+      // As `oktail validate` does: the OAuth key must load (and decrypt with its passphrase) now, not at start.
+      if (trial?.type === 'okta' && trial.auth.strategy === 'oauth2') {
+        problems.push(...(await keyProblems(form.name, trial.auth)));
+      }
     } catch (err) {
       problems.push(...problemsOf(err, form.name));
     }
@@ -278,8 +317,9 @@ export class ConfigFile {
     }
 
     // 3. Write: secrets and script first, so the config never names a file that is not there.
-    const refs: { token?: string; keyPass?: string } = {};
-    if (form.token !== '') {
+    const refs: { token?: string; keyPass?: string; privateKeyPass?: string } = {};
+    const oauth = form.strategy === 'oauth2';
+    if (form.token !== '' && !oauth) {
       const path = join(secretsDir, `${form.name}.token`);
       await writeSecret(secretsDir, path, form.token);
       refs.token = this.#reference(path);
@@ -289,15 +329,23 @@ export class ConfigFile {
       await writeSecret(secretsDir, path, form.key_pass);
       refs.keyPass = this.#reference(path);
     }
+    if (form.private_key_pass !== '' && oauth) {
+      const path = join(secretsDir, `${form.name}.private_key_pass`);
+      await writeSecret(secretsDir, path, form.private_key_pass);
+      refs.privateKeyPass = this.#reference(path);
+    }
     if (scriptTmp && scriptPath) await rename(scriptTmp, scriptPath);
     applyForm(doc, form, mode, {
       tokenFile: refs.token,
       keyPassFile: refs.keyPass,
+      privateKeyPassFile: refs.privateKeyPass,
       script: scriptPath === undefined ? undefined : scriptPath === null ? null : this.#reference(scriptPath),
     });
     const text = String(doc);
     const config = this.parse(text);
     await writeAtomically(this.file, text, undefined, true);
+    // The other strategy's secret, written by an earlier save, is no longer referenced: do not keep it.
+    await rm(join(secretsDir, `${form.name}.${oauth ? 'token' : 'private_key_pass'}`), { force: true });
     const after = (doc.getIn(['sources', form.name]) as YAMLMap).toJSON() as Record<string, unknown>;
     return { ok: true, config, changed: changedKeys(beforeJs, after, form, mode) };
   }
@@ -330,7 +378,7 @@ export class ConfigFile {
     const text = String(doc);
     const config = this.parse(text);
     await writeAtomically(this.file, text, undefined, true);
-    for (const ext of ['token', 'key_pass']) {
+    for (const ext of SECRET_FILES) {
       await rm(join(dataDir, 'secrets', `${name}.${ext}`), { force: true });
     }
     return config;
@@ -341,6 +389,38 @@ export class ConfigFile {
     const rel = relative(this.baseDir, path);
     return rel.startsWith('..') || isAbsolute(rel) ? path : rel;
   }
+}
+
+/** The OAuth key's load errors, each beside its field in the loader's words. */
+async function keyProblems(name: string, auth: OAuth2AuthConfig): Promise<FieldProblem[]> {
+  try {
+    // Loaded only here: the JWT stack is not needed by a bearer-only console.
+    await (await import('../sources/okta/auth/index.js')).authSettings(name, auth);
+    return [];
+  } catch (err) {
+    if (!(err instanceof OktailError)) throw err;
+    const colon = err.message.indexOf(': ');
+    const problem = fieldOf(
+      { path: err.message.slice(0, colon), line: null, message: err.message.slice(colon + 2) },
+      name,
+    );
+    // A wrong or missing passphrase is fixed in the password field, not the file field.
+    if (problem.field === 'private_key_file' && /private_key_pass/.test(problem.message)) {
+      return [{ field: 'private_key_pass', message: problem.message }];
+    }
+    return [problem];
+  }
+}
+
+const SECRET_FILES = ['token', 'key_pass', 'private_key_pass'];
+
+/** The form's new secrets inline, for validation (never written to a file). */
+function inlineSecrets(form: SourceForm): SecretValues {
+  return {
+    token: inlineSecret(form.token),
+    keyPass: inlineSecret(form.key_pass),
+    privateKeyPass: inlineSecret(form.private_key_pass),
+  };
 }
 
 /** A secret as the trial document carries it: `$` doubled so interpolation gives the value back. */
@@ -357,9 +437,11 @@ interface SecretValues {
   /** Inline values for a trial (never written to a file). */
   token?: string | undefined;
   keyPass?: string | undefined;
+  privateKeyPass?: string | undefined;
   /** References to secret files, for the file. */
   tokenFile?: string | undefined;
   keyPassFile?: string | undefined;
+  privateKeyPassFile?: string | undefined;
   /** undefined: keep; null: remove (built-in); else the path. */
   script?: string | null | undefined;
 }
@@ -398,16 +480,45 @@ function applyForm(doc: Document, form: SourceForm, mode: 'create' | 'edit', sec
 
   if (doc.hasIn(at('auth', 'strategy')) || form.strategy !== 'bearer')
     set(['auth', 'strategy'], form.strategy);
-  if (secrets.token !== undefined) {
-    del(['auth', 'token_file']);
-    set(['auth', 'token'], secrets.token);
-  } else if (secrets.tokenFile !== undefined) {
-    del(['auth', 'token']);
-    set(['auth', 'token_file'], secrets.tokenFile);
-  }
   if (!doc.hasIn(at('auth'))) set(['auth'], new YAMLMap(doc.schema));
-  setUnlessDefault(['auth', 'header'], form.header, 'Authorization');
-  setUnlessDefault(['auth', 'prefix'], form.prefix, 'SSWS ');
+  if (form.strategy === 'oauth2') {
+    for (const key of BEARER_KEYS) del(['auth', key]);
+    // Left out when empty, so the loader says "is required" rather than judging an empty value.
+    for (const key of ['client_id', 'private_key_file'] as const) {
+      if (form[key].trim() === '') del(['auth', key]);
+      else set(['auth', key], form[key].trim());
+    }
+    if (secrets.privateKeyPass !== undefined) {
+      del(['auth', 'private_key_pass_file']);
+      set(['auth', 'private_key_pass'], secrets.privateKeyPass);
+    } else if (secrets.privateKeyPassFile !== undefined) {
+      del(['auth', 'private_key_pass']);
+      set(['auth', 'private_key_pass_file'], secrets.privateKeyPassFile);
+    }
+    if (form.key_id.trim() === '') del(['auth', 'key_id']);
+    else set(['auth', 'key_id'], form.key_id.trim());
+    const scopes = form.scopes.split(/[\s,]+/).filter((s) => s !== '');
+    if (scopes.length === 0) {
+      del(['auth', 'scopes']);
+    } else if (scopes.join(' ') !== DEFAULT_SCOPES.join(' ') || doc.hasIn(at('auth', 'scopes'))) {
+      const seq = doc.createNode(scopes) as YAMLSeq;
+      seq.flow = true;
+      set(['auth', 'scopes'], seq);
+    }
+    const dpop = form.dpop.trim();
+    setUnlessDefault(['auth', 'dpop'], dpop === 'true' ? true : dpop === 'false' ? false : dpop, 'auto');
+  } else {
+    for (const key of OAUTH_KEYS) del(['auth', key]);
+    if (secrets.token !== undefined) {
+      del(['auth', 'token_file']);
+      set(['auth', 'token'], secrets.token);
+    } else if (secrets.tokenFile !== undefined) {
+      del(['auth', 'token']);
+      set(['auth', 'token_file'], secrets.tokenFile);
+    }
+    setUnlessDefault(['auth', 'header'], form.header, 'Authorization');
+    setUnlessDefault(['auth', 'prefix'], form.prefix, 'SSWS ');
+  }
 
   if (!form.tls_enabled) {
     del(['tls']);
@@ -488,6 +599,14 @@ function changedKeys(
     changed.push('auth.token');
   if (mode === 'edit' && form.key_pass !== '' && !changed.includes('tls.key_pass_file')) {
     changed.push('tls.key_pass');
+  }
+  if (
+    mode === 'edit' &&
+    form.strategy === 'oauth2' &&
+    form.private_key_pass !== '' &&
+    !changed.includes('auth.private_key_pass_file')
+  ) {
+    changed.push('auth.private_key_pass');
   }
   return changed.sort();
 }

@@ -260,6 +260,12 @@ async function sourceForm(name) {
     token_set: false,
     header: 'Authorization',
     prefix: 'SSWS ',
+    client_id: '',
+    private_key_file: '',
+    private_key_pass_set: false,
+    key_id: '',
+    scopes: 'okta.logs.read',
+    dpop: 'auto',
     tls_enabled: false,
     ca_file: '',
     crt_file: '',
@@ -284,8 +290,7 @@ async function sourceForm(name) {
     'select',
     {},
     h('option', { value: 'bearer' }, 'Bearer Authentication'),
-    // An OAuth 2.0 source (set up in the config file) shows as such; the form cannot change it yet.
-    v.strategy === 'oauth2' ? h('option', { value: 'oauth2' }, 'OAuth 2.0 (edit in the config file)') : null,
+    h('option', { value: 'oauth2' }, 'OAuth 2.0'),
   );
   strategy.value = v.strategy;
   const header = h('input', { type: 'text', autocomplete: 'off' });
@@ -294,6 +299,85 @@ async function sourceForm(name) {
   prefix.value = v.prefix;
   const prefixShown = h('span', { class: 'visible-space' }, visibleSpaces(v.prefix));
   prefix.addEventListener('input', () => (prefixShown.textContent = visibleSpaces(prefix.value)));
+  const clientId = h('input', { type: 'text', autocomplete: 'off', placeholder: '0oa1b2c3d4e5f6g7h8i9' });
+  clientId.value = v.client_id;
+  const privateKeyFile = h('input', { type: 'text', autocomplete: 'off' });
+  privateKeyFile.value = v.private_key_file;
+  const keyId = h('input', { type: 'text', autocomplete: 'off' });
+  keyId.value = v.key_id;
+  const scopes = h('input', { type: 'text', autocomplete: 'off' });
+  scopes.value = v.scopes;
+  const dpop = h(
+    'select',
+    {},
+    h('option', { value: 'auto' }, 'auto'),
+    h('option', { value: 'true' }, 'true'),
+    h('option', { value: 'false' }, 'false'),
+  );
+  dpop.value = v.dpop;
+
+  const tokenField = secretField(
+    'token',
+    'Auth Token',
+    v.token_set,
+    'The API token. Never shown again once saved.',
+  );
+  const bearerFields = h(
+    'div',
+    { id: 'bearer-fields' },
+    tokenField,
+    field('header', 'Bearer Header', header, 'Default Authorization.'),
+    (() => {
+      const f = field('prefix', 'Bearer Token Prefix', prefix);
+      f.querySelector('.error').before(
+        h(
+          'p',
+          { class: 'help' },
+          'Default "SSWS " with a trailing space; as typed (· marks a space): ',
+          prefixShown,
+        ),
+      );
+      return f;
+    })(),
+  );
+  const privateKeyPassField = secretField(
+    'private_key_pass',
+    'Private Key Password',
+    v.private_key_pass_set,
+    'Only for an encrypted PEM key. Never shown again once saved.',
+  );
+  const oauthFields = h(
+    'div',
+    { id: 'oauth-fields' },
+    field(
+      'client_id',
+      'Client ID',
+      clientId,
+      "The service app's client ID (Admin Console > Applications > the app > General).",
+    ),
+    field(
+      'private_key_file',
+      'Private Key File',
+      privateKeyFile,
+      "The app's private key on the collector's machine (PEM, RSA or EC, or a JWK JSON file), e.g. /etc/oktail/okta-app.pem.",
+    ),
+    privateKeyPassField,
+    field(
+      'key_id',
+      'Key ID',
+      keyId,
+      "The key's kid as registered with the app; leave empty if the app has one key.",
+    ),
+    field('scopes', 'Scopes', scopes, 'Space- or comma-separated; default okta.logs.read.'),
+    field('dpop', 'DPoP', dpop, 'auto: when the org asks for it (default); true: always; false: never.'),
+  );
+  // Only the chosen strategy's fields are in the form: the other set is detached, not just hidden, so a
+  // label such as "Private Key File" (also a TLS field) names one visible field at a time.
+  const authFields = h('div', { id: 'auth-fields' });
+  const syncStrategy = () =>
+    authFields.replaceChildren(strategy.value === 'oauth2' ? oauthFields : bearerFields);
+  strategy.addEventListener('change', syncStrategy);
+  syncStrategy();
 
   const tlsFields = h(
     'div',
@@ -382,22 +466,9 @@ async function sourceForm(name) {
         'strategy',
         'Authentication Strategy',
         strategy,
-        'OAuth 2.0 service apps are set up in the config file for now (auth.strategy: oauth2).',
+        'Bearer Authentication: an API token. OAuth 2.0: a service app with a private key (client credentials).',
       ),
-      secretField('token', 'Auth Token', v.token_set, 'The API token. Never shown again once saved.'),
-      field('header', 'Bearer Header', header, 'Default Authorization.'),
-      (() => {
-        const f = field('prefix', 'Bearer Token Prefix', prefix);
-        f.querySelector('.error').before(
-          h(
-            'p',
-            { class: 'help' },
-            'Default "SSWS " with a trailing space; as typed (· marks a space): ',
-            prefixShown,
-          ),
-        );
-        return f;
-      })(),
+      authFields,
     ),
     h('fieldset', {}, h('legend', {}, 'TLS Configuration'), tlsToggle, tlsFields),
     h('fieldset', {}, h('legend', {}, 'Advanced Settings'), scriptEditor('script', v.script)),
@@ -430,9 +501,15 @@ async function sourceForm(name) {
     interval_secs: interval.value,
     start_from: startFrom.value,
     strategy: strategy.value,
-    token: form.querySelector('#token').value,
+    token: tokenField.querySelector('input').value,
     header: header.value,
     prefix: prefix.value,
+    client_id: clientId.value,
+    private_key_file: privateKeyFile.value,
+    private_key_pass: privateKeyPassField.querySelector('input').value,
+    key_id: keyId.value,
+    scopes: scopes.value,
+    dpop: dpop.value,
     tls_enabled: tlsInput.checked,
     ca_file: form.querySelector('#ca_file').value,
     crt_file: form.querySelector('#crt_file').value,

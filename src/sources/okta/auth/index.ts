@@ -16,11 +16,11 @@ export async function authSettings(name: string, auth: AuthConfig): Promise<Okta
         : await readSecretFile(auth.token_file, `sources.${name}.auth.token_file`);
     return { header: auth.header, prefix: auth.prefix, token };
   }
-  const key = await loadSigningKey(
-    auth.private_key_file,
-    auth.private_key_pass,
-    `sources.${name}.auth.private_key_file`,
-  );
+  const pass =
+    auth.private_key_pass_file === undefined
+      ? auth.private_key_pass
+      : await readSecretFile(auth.private_key_pass_file, `sources.${name}.auth.private_key_pass_file`);
+  const key = await loadSigningKey(auth.private_key_file, pass, `sources.${name}.auth.private_key_file`);
   return (transport) =>
     new OAuthAuth(
       {

@@ -74,6 +74,20 @@ describe('auth.strategy oauth2', () => {
     ]);
   });
 
+  it('takes the passphrase from a file, but not from both places', () => {
+    const auth = config([...OAUTH, 'private_key_pass_file: /etc/oktail/secrets/okta.private_key_pass'])
+      .sources.okta?.auth;
+    expect(auth).toMatchObject({ private_key_pass_file: '/etc/oktail/secrets/okta.private_key_pass' });
+    expect(
+      problems([...OAUTH, 'private_key_pass: ${OKTA_KEY_PASS}', 'private_key_pass_file: /p']).map(
+        (p) => `${p.path}: ${p.message}`,
+      ),
+    ).toEqual(['sources.okta.auth.private_key_pass_file: cannot be set together with auth.private_key_pass']);
+    expect(problems(['token: abc', 'private_key_pass_file: /p'])[0]?.message).toBe(
+      'is used only with auth.strategy oauth2',
+    );
+  });
+
   it('checks dpop and scopes', () => {
     expect(problems([...OAUTH, 'dpop: sometimes'])[0]?.path).toBe('sources.okta.auth.dpop');
     expect(problems([...OAUTH, 'scopes: []'])[0]?.message).toBe('must list at least one scope');

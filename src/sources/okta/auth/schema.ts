@@ -28,8 +28,16 @@ const TokenSchema = secretString()
     'The API token (strategy bearer). A secret: write ${OKTA_API_TOKEN} rather than the token itself.',
   );
 
-const BEARER_KEYS = ['token', 'token_file', 'header', 'prefix'] as const;
-const OAUTH_KEYS = ['client_id', 'private_key_file', 'private_key_pass', 'key_id', 'scopes', 'dpop'] as const;
+export const BEARER_KEYS = ['token', 'token_file', 'header', 'prefix'] as const;
+export const OAUTH_KEYS = [
+  'client_id',
+  'private_key_file',
+  'private_key_pass',
+  'private_key_pass_file',
+  'key_id',
+  'scopes',
+  'dpop',
+] as const;
 
 export const AuthSchema = z
   .strictObject({
@@ -66,6 +74,9 @@ export const AuthSchema = z
     private_key_pass: secretString()
       .optional()
       .describe('oauth2: passphrase of an encrypted PEM private_key_file. A secret: write ${OKTA_KEY_PASS}.'),
+    private_key_pass_file: FilePath.optional().describe(
+      'oauth2: a file holding the passphrase instead of auth.private_key_pass (the web console writes one, mode 0600, in data_dir). Relative to the config file.',
+    ),
     key_id: z
       .string()
       .regex(/^[\x21-\x7e]{1,200}$/, 'must be printable characters without spaces')
@@ -105,6 +116,17 @@ export const AuthSchema = z
         message: 'cannot be set together with auth.token',
       });
     }
+    if (
+      strategy === 'oauth2' &&
+      auth.private_key_pass !== undefined &&
+      auth.private_key_pass_file !== undefined
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['private_key_pass_file'],
+        message: 'cannot be set together with auth.private_key_pass',
+      });
+    }
     const required =
       strategy === 'oauth2'
         ? (['client_id', 'private_key_file'] as const)
@@ -129,6 +151,9 @@ export const AuthSchema = z
         client_id: auth.client_id ?? '',
         private_key_file: auth.private_key_file ?? '',
         ...(auth.private_key_pass === undefined ? {} : { private_key_pass: auth.private_key_pass }),
+        ...(auth.private_key_pass_file === undefined
+          ? {}
+          : { private_key_pass_file: auth.private_key_pass_file }),
         ...(auth.key_id === undefined ? {} : { key_id: auth.key_id }),
         scopes: auth.scopes ?? [...DEFAULT_SCOPES],
         dpop: auth.dpop ?? 'auto',
@@ -158,6 +183,8 @@ export interface OAuth2AuthConfig {
   client_id: string;
   private_key_file: string;
   private_key_pass?: string;
+  /** Read at start instead of private_key_pass. */
+  private_key_pass_file?: string;
   key_id?: string;
   scopes: string[];
   dpop: 'auto' | boolean;
