@@ -1,46 +1,18 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { EventRecord } from '../src/emulator/events.js';
 import { HOUR, sleep, until, useOrg, type TestOrg } from './support/harness.js';
-import { PostgresServer } from './support/postgres.js';
 import {
   overlappingRequests,
   spawnReplica,
   writeClusterConfig,
   type ReplicaProcess,
   eventCount,
+  useClusterDatabase,
 } from './support/cluster.js';
 
-const server = new PostgresServer();
-const password = 'pw-' + Math.random().toString(36).slice(2);
-let databases = 0;
-const replicas: ReplicaProcess[] = [];
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  await server.start();
-  await server.query(`CREATE ROLE oktail LOGIN PASSWORD '${password}'`);
-}, 120_000);
-afterEach(async () => {
-  for (const r of replicas.splice(0)) {
-    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-    await r.exited;
-  }
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
-afterAll(async () => {
-  await server.stop();
-});
+const { server, replicas, database, tempDir } = useClusterDatabase('cluster');
 
 const startOrg = useOrg();
-
-async function database(): Promise<{ name: string; url: string }> {
-  const name = `cluster${++databases}`;
-  await server.query(`CREATE DATABASE ${name} OWNER oktail`);
-  return { name, url: server.url(name, 'oktail', password) };
-}
 
 async function owners(db: string): Promise<Map<string, string[]>> {
   const exists = await server.query<{ t: string | null }>(
@@ -71,8 +43,7 @@ describe('replicas balancing sources through PostgreSQL', () => {
     // takeover (a tick, the first commit) then weigh less against it on a loaded machine.
     const leaseSecs = 10;
     const db = await database();
-    const dir = await mkdtemp(join(tmpdir(), 'oktail-cluster-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const orgs: TestOrg[] = [];
     const events: EventRecord[][] = [];
     for (let i = 0; i < 9; i++) {

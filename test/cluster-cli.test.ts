@@ -1,45 +1,13 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { HOUR, runCli, until, useOrg, writeConfig } from './support/harness.js';
-import { freePort, PostgresServer } from './support/postgres.js';
-import { eventCount, spawnReplica, writeClusterConfig, type ReplicaProcess } from './support/cluster.js';
+import { freePort } from './support/postgres.js';
+import { eventCount, spawnReplica, useClusterDatabase, writeClusterConfig } from './support/cluster.js';
 
-const server = new PostgresServer();
-const password = 'pw-' + Math.random().toString(36).slice(2);
-let databases = 0;
-const replicas: ReplicaProcess[] = [];
-const dirs: string[] = [];
-
-beforeAll(async () => {
-  await server.start();
-  await server.query(`CREATE ROLE oktail LOGIN PASSWORD '${password}'`);
-}, 120_000);
-afterEach(async () => {
-  for (const r of replicas.splice(0)) {
-    if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
-    await r.exited;
-  }
-  for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
-});
-afterAll(async () => {
-  await server.stop();
-});
+const { server, password, replicas, database, tempDir } = useClusterDatabase('cli');
 
 const startOrg = useOrg();
-
-async function database(): Promise<{ name: string; url: string }> {
-  const name = `cli${++databases}`;
-  await server.query(`CREATE DATABASE ${name} OWNER oktail`);
-  return { name, url: server.url(name, 'oktail', password) };
-}
-
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'oktail-cluster-cli-'));
-  dirs.push(dir);
-  return dir;
-}
 
 async function owner(db: string, source: string): Promise<string | null> {
   const exists = await server.query<{ t: string | null }>(

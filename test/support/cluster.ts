@@ -1,9 +1,11 @@
 import type { ChildProcess } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import type { RequestLogEntry } from '../../src/emulator/emulator.js';
 import { assertNoSecret, spawnCli, type TestOrg } from './harness.js';
-import type { PostgresServer } from './postgres.js';
+import { PostgresServer } from './postgres.js';
 
 /** Replicas of one config sharing `orgs` through PostgreSQL at `url`, all into a postgres sink there. */
 export async function writeClusterConfig(options: {
@@ -119,4 +121,51 @@ export async function eventCount(server: PostgresServer, database: string): Prom
   if (exists.rows[0]!.t === null) return 0;
   const { rows } = await server.query<{ n: string }>('SELECT count(*) AS n FROM okta_events', [], database);
   return Number(rows[0]!.n);
+}
+
+/**
+ * A throwaway PostgreSQL for the file's tests (a role `oktail` with a random password), a fresh database per
+ * call of `database()`, and clean-up after each test of the replicas and temporary folders it registered:
+ * a replica still running is SIGCONTed (it may be frozen) and SIGKILLed.
+ */
+export function useClusterDatabase(prefix: string) {
+  const server = new PostgresServer();
+  const password = 'pw-' + Math.random().toString(36).slice(2);
+  let databases = 0;
+  const replicas: ReplicaProcess[] = [];
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    await server.start();
+    await server.query(`CREATE ROLE oktail LOGIN PASSWORD '${password}'`);
+  }, 120_000);
+  afterEach(async () => {
+    for (const r of replicas.splice(0)) {
+      if (r.child.exitCode === null && r.child.signalCode === null) {
+        r.child.kill('SIGCONT');
+        r.child.kill('SIGKILL');
+      }
+      await r.exited;
+    }
+    for (const d of dirs.splice(0)) await rm(d, { recursive: true, force: true });
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+  return {
+    server,
+    password,
+    /** Replicas to stop after the test. */
+    replicas,
+    database: async (): Promise<{ name: string; url: string }> => {
+      const name = `${prefix}${++databases}`;
+      await server.query(`CREATE DATABASE ${name} OWNER oktail`);
+      return { name, url: server.url(name, 'oktail', password) };
+    },
+    /** A temporary folder removed after the test. */
+    tempDir: async (): Promise<string> => {
+      const dir = await mkdtemp(join(tmpdir(), `oktail-${prefix}-`));
+      dirs.push(dir);
+      return dir;
+    },
+  };
 }
