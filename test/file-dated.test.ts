@@ -6,16 +6,12 @@ import {
   HOUR,
   KILL_POINTS,
   ago,
-  collect,
   compareDelivery,
   readLines,
   runCli,
-  spawnCli,
-  until,
+  runKilledAt,
   useOrg,
   writeConfig,
-  type CliResult,
-  type KillPoint,
   type TestOrg,
 } from './support/harness.js';
 
@@ -83,51 +79,6 @@ async function totalSize(outDir: string): Promise<number> {
   let sum = 0;
   for (const path of (await datedFiles(outDir)).values()) sum += (await stat(path)).size;
   return sum;
-}
-
-/**
- * As the harness's runKilledAt, but "the page reaching the sink" is any dated file growing: the
- * collector is SIGKILLed at `point` of its `nth` request, following its progress rather than a timer.
- */
-async function runKilledAt(
-  org: TestOrg,
-  args: string[],
-  options: { nth: number; point: KillPoint; outDir: string },
-): Promise<CliResult> {
-  const hold = org.emulator.holdFrom(options.nth);
-  const child = spawnCli(args, org.env);
-  const done = collect(child, performance.now(), 120_000);
-  let exited = false;
-  void done.then(
-    () => (exited = true),
-    () => (exited = true),
-  );
-  const reached = (held: number): boolean => {
-    if (exited) throw new Error(`The collector exited before its request ${options.nth + held - 1}`);
-    return hold.held() >= held;
-  };
-  try {
-    await until(() => reached(1), `request ${options.nth}`, 60_000);
-    if (options.point !== 'in-flight') {
-      const before = await totalSize(options.outDir);
-      hold.releaseOne();
-      if (options.point === 'writing') {
-        await until(
-          async () => reached(2) || (await totalSize(options.outDir)) > before,
-          'the page reaching a file',
-          60_000,
-        );
-      } else {
-        await until(() => reached(2), `request ${options.nth + 1}`, 60_000);
-      }
-    }
-    child.kill('SIGKILL');
-    return await done;
-  } finally {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await done.catch(() => undefined);
-    hold.end();
-  }
 }
 
 /** Appends `count` events a minute apart from `from`, then a few late ones of the day before the last. */
@@ -207,7 +158,12 @@ describe('file sink with a dated path', () => {
       if (backlog < (nth + 1) * PAGE) {
         next = appendDays(org, next, (nth + 1) * PAGE - backlog + PAGE / 2, 200 + round * 2);
       }
-      const result = await runKilledAt(org, ['run', '--once', '-c', file], { nth, point, outDir });
+      const result = await runKilledAt(org, ['run', '--once', '-c', file], {
+        nth,
+        point,
+        // "The page reaching the sink" is any dated file growing.
+        sinkBytes: () => totalSize(outDir),
+      });
       expect(result.signal, result.stderr).toBe('SIGKILL');
       count(result.stderr);
     }

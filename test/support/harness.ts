@@ -294,7 +294,11 @@ export const KILL_POINTS: readonly KillPoint[] = ['in-flight', 'writing', 'commi
 export async function runKilledAt(
   org: TestOrg,
   args: string[],
-  options: { nth: number; point: KillPoint; sinkFile: string },
+  options: { nth: number; point: KillPoint } & (
+    | { sinkFile: string }
+    /** Bytes the sinks hold so far, for sinks that write more than one file. */
+    | { sinkBytes: () => Promise<number> }
+  ),
 ): Promise<CliResult> {
   const hold = org.emulator.holdFrom(options.nth);
   const child = spawnCli(args, org.env);
@@ -308,7 +312,10 @@ export async function runKilledAt(
     if (exited) throw new Error(`The collector exited before its request ${options.nth + held - 1}`);
     return hold.held() >= held;
   };
-  const size = async () => (await stat(options.sinkFile).catch(() => null))?.size ?? 0;
+  const size =
+    'sinkBytes' in options
+      ? options.sinkBytes
+      : async () => (await stat(options.sinkFile).catch(() => null))?.size ?? 0;
   try {
     await until(() => reached(1), `request ${options.nth}`, 60_000);
     if (options.point !== 'in-flight') {
