@@ -6,7 +6,6 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
 import type { Config } from '../config/schema.js';
 import { NAME_PATTERN } from '../config/schema.js';
 import { PromiseLock } from '../core/async.js';
@@ -18,6 +17,7 @@ import { SourceController } from './controller.js';
 import { testConnection } from './connection.js';
 import type { ConsoleStatus, SourceStatus } from './status.js';
 import { ConsoleAuth } from './token.js';
+import { listen } from '../telemetry/listen.js';
 
 /*
  * The web console: a few HTML pages and a JSON API on node:http. Nothing is served without a session
@@ -88,18 +88,9 @@ export class ConsoleServer {
       });
     };
     const server = this.#o.tls ? createHttpsServer({ ...this.#o.tls }, handler) : createHttpServer(handler);
-    server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#o.port, this.#o.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const authority = await listen(server, this.#o.host, this.#o.port);
     this.#server = server;
-    const address = server.address() as AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    this.#origin = `${this.#o.tls ? 'https' : 'http'}://${host}:${address.port}`;
+    this.#origin = `${this.#o.tls ? 'https' : 'http'}://${authority}`;
     return this.#origin;
   }
 

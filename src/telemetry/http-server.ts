@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from './logger.js';
 import type { Readiness } from './readiness.js';
+import { listen } from './listen.js';
 
 export interface ApiEndpoints {
   scrape(): Promise<{ contentType: string; body: string }>;
@@ -37,19 +37,8 @@ export class ApiServer {
         else res.destroy();
       });
     });
-    // Scrapers keep connections open; they must not hold up shutdown.
-    server.keepAliveTimeout = 5000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.#o.port, this.#o.host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+    const url = `http://${await listen(server, this.#o.host, this.#o.port)}`;
     this.#server = server;
-    const address = server.address() as AddressInfo;
-    const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    const url = `http://${host}:${address.port}`;
     this.#o.log.info({ url }, 'API listening for /metrics, /health and /ready.');
     return url;
   }
