@@ -5,10 +5,10 @@
  *
  *   node bench/tmp/bench/run.js [--quick] [--only startup,throughput,rate-limited,shared-bucket,rss-1m,sinks,scale]
  *                               [--events N] [--rounds R] [--baseline-build DIR]
- *                               [--sink-events N] [--sink-rounds R]
+ *                               [--sink-events N] [--sink-rounds R] [--sinks file,postgres,...]
  *
  * --quick shrinks every scenario, --events/--rounds change the throughput scenario and --sink-events/
- * --sink-rounds the sinks scenario, for trying things out: only a run at the documented sizes writes
+ * --sink-rounds/--sinks the sinks scenario, for trying things out: only a run at the documented sizes writes
  * results (--only then replaces the chosen scenarios' results and keeps the others'). --baseline-build names a copy of an
  * older build (bin/, dist/, package.json) whose start-up is measured beside this one's; without it the
  * start-up results keep the baseline figures recorded last time.
@@ -311,6 +311,8 @@ interface Sizes {
   millionPool: number;
   sinkEvents: number;
   sinkRounds: number;
+  /** The sinks the sinks scenario runs; all of them unless --sinks names some. */
+  sinkNames?: readonly (typeof SINKS)[number][];
 }
 
 const FULL: Sizes = {
@@ -637,8 +639,9 @@ async function sinks(env: Env, command: string): Promise<SinksResult> {
   const runs = await withEmulator(env, 'sinks', { events, tokens: 1, rawFile }, async (emu, since) => {
     const served = await readServed(rawFile);
     const out: SinkRun[] = [];
+    const names = env.sizes.sinkNames ?? SINKS;
     for (let round = 1; round <= rounds; round++) {
-      const order = SINKS.map((_, i) => SINKS[(i + round - 1) % SINKS.length]!);
+      const order = names.map((_, i) => names[(i + round - 1) % names.length]!);
       for (const sink of order)
         out.push(await runSink(env, emu, sink, round, events, since, served, rawFile));
     }
@@ -763,6 +766,7 @@ async function main(): Promise<void> {
       rounds: { type: 'string' },
       'sink-events': { type: 'string' },
       'sink-rounds': { type: 'string' },
+      sinks: { type: 'string' },
       'baseline-build': { type: 'string' },
     },
     strict: true,
@@ -778,6 +782,13 @@ async function main(): Promise<void> {
   if (values.rounds !== undefined) sizes.rounds = Number(values.rounds);
   if (values['sink-events'] !== undefined) sizes.sinkEvents = Number(values['sink-events']);
   if (values['sink-rounds'] !== undefined) sizes.sinkRounds = Number(values['sink-rounds']);
+  if (values.sinks !== undefined) {
+    const chosen = values.sinks.split(',');
+    for (const s of chosen)
+      if (!(SINKS as readonly string[]).includes(s)) throw new Error(`Unknown sink ${s}`);
+    // The ratios are to the file sink's run of the same round, so it always runs.
+    sizes.sinkNames = SINKS.filter((s) => s === 'file' || chosen.includes(s));
+  }
   // Results of other sizes than the documented ones are for trying things out, not for the record. A run
   // of some scenarios (--only) at their documented sizes replaces those scenarios' results only.
   const record =
@@ -785,7 +796,8 @@ async function main(): Promise<void> {
     values.events === undefined &&
     values.rounds === undefined &&
     values['sink-events'] === undefined &&
-    values['sink-rounds'] === undefined;
+    values['sink-rounds'] === undefined &&
+    values.sinks === undefined;
   const command = [
     'npm run bench',
     ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : []),
