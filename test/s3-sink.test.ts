@@ -39,6 +39,7 @@ function driver(over: Partial<S3DriverOptions> = {}): S3Driver {
     forcePathStyle: true,
     keyPrefix: 'okta/%Y/%m/%d/',
     compression: 'gzip',
+    compressionLevel: 3,
     credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
     ...over,
   });
@@ -65,6 +66,23 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
     expect(key).toBe(`gz/2026/11/01/gz-20261101T000000.000Z-${items[0]!.uuid}.ndjson.gz`);
     const expected = Buffer.concat(items.flatMap((i) => [i.bytes, Buffer.from('\n')]));
     expect(gunzipSync(await body(key!)).equals(expected)).toBe(true);
+  });
+
+  it('compresses at the configured level', async () => {
+    const items = generatedSinkItems(500, 3, 'lvl');
+    const expected = Buffer.concat(items.flatMap((i) => [i.bytes, Buffer.from('\n')]));
+    const sizes: number[] = [];
+    for (const level of [1, 9]) {
+      const d = driver({ keyPrefix: `lvl${level}/`, compressionLevel: level });
+      expect(await d.send(itemsOf(items), signal())).toEqual({ kind: 'ok' });
+      await d.close();
+      const [key] = await keys(`lvl${level}/`);
+      const stored = await body(key!);
+      expect(gunzipSync(stored).equals(expected)).toBe(true);
+      sizes.push(stored.length);
+    }
+    // zlib's fast strategy (levels 1-3) finds fewer repeats than its slow one: the same events come out larger.
+    expect(sizes[0]!).toBeGreaterThan(sizes[1]! * 1.05);
   });
 
   it('overwrites the same object when a request is sent again, with more events or the same', async () => {

@@ -16,6 +16,8 @@ export interface S3DriverOptions {
   forcePathStyle: boolean;
   keyPrefix: string;
   compression: 'gzip' | 'none';
+  /** zlib level, 1-9. */
+  compressionLevel: number;
   /** Absent: the AWS SDK's default chain (environment, shared config, SSO, container or instance role). */
   credentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
 }
@@ -60,7 +62,7 @@ export class S3Driver implements SinkDriver {
     const compressed = this.#o.compression === 'gzip';
     const key = objectKey(this.#o.keyPrefix, items, compressed);
     const ndjson = items.ndjson();
-    const body = compressed ? await gzip(ndjson) : ndjson;
+    const body = compressed ? await gzip(ndjson, { level: this.#o.compressionLevel }) : ndjson;
     try {
       await this.#client.send(
         new PutObjectCommand({

@@ -4,6 +4,13 @@ import type { SinkRegistration } from '../../core/registry.js';
 import { networkSinkSettings, requestSchema } from '../shared/config.js';
 import { unknownPrefixFields } from './key.js';
 
+/**
+ * zlib's levels 1-3 use its fast strategy. On Okta events level 3 shrinks about 8.8x for about 7 µs of CPU
+ * per event, level 6 (zlib's default) about 10.9x for about 20 µs, which is more than the rest of the
+ * collector spends on an event: objects a quarter larger are the cheaper side of that trade for a log lake.
+ */
+const DEFAULT_GZIP_LEVEL = 3;
+
 const S3BatchSchema = z
   .strictObject({
     max_events: intBetween(1, 100_000).default(100_000).describe('Most events in one object.'),
@@ -57,6 +64,12 @@ export const S3SinkSchema = z
       .enum(['gzip', 'none'], { error: 'must be gzip or none' })
       .default('gzip')
       .describe('gzip: objects end in .ndjson.gz.'),
+    compression_level: intBetween(1, 9)
+      .default(DEFAULT_GZIP_LEVEL)
+      .describe(
+        "gzip level, 1 (fastest) to 9 (smallest). The default 3 is the best of zlib's fast levels: " +
+          "Okta's events shrink about 8.8x at a third of level 6's CPU (about 10.9x).",
+      ),
     batch: S3BatchSchema.default({ max_events: 100_000, max_bytes: 50_000_000 }),
     request: requestSchema({ timeout_secs: 120, concurrency: 4 }).default({
       timeout_secs: 120,
@@ -91,6 +104,7 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
   #   force_path_style: true
   #   key_prefix: okta/%Y/%m/%d/
   #   compression: gzip         # gzip or none
+  #   compression_level: 3      # 1 (fastest) to 9 (smallest)
   #   batch:
   #     max_events: 100000
   #     max_bytes: 50000000
@@ -115,6 +129,7 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
       forcePathStyle: config.force_path_style,
       keyPrefix: config.key_prefix,
       compression: config.compression,
+      compressionLevel: config.compression_level,
       credentials: config.auth && {
         accessKeyId: config.auth.access_key_id,
         secretAccessKey: config.auth.secret_access_key,
