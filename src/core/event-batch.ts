@@ -11,11 +11,11 @@ const COLON = 0x3a;
 const COMMA = 0x2c;
 
 /** Top-level fields every batch carries per event, by their index in `EventFields`' columns. */
-const UUID = 0;
-const PUBLISHED = 1;
-const EVENT_TYPE = 2;
-const SEVERITY = 3;
-const FIELD_COUNT = 4;
+export const UUID = 0;
+export const PUBLISHED = 1;
+export const EVENT_TYPE = 2;
+export const SEVERITY = 3;
+export const FIELD_COUNT = 4;
 
 /** Position meaning "the whole event was read": every field not found is absent. */
 const DONE = 0xffffffff;
@@ -33,11 +33,29 @@ export interface EventFields {
 }
 
 /**
+ * Where the per-event fields of each NDJSON line lie, as far as whoever rendered the lines already knows
+ * (the Okta source's page scan walks every event's top level anyway). At `[line * FIELD_COUNT + field]`:
+ * `from`/`to` bound the string value's bytes between its quotes in the NDJSON, `from` UNKNOWN when the
+ * line must be read on first use, ABSENT when the event has no such string field; `escaped` 1 when the
+ * value holds a backslash escape.
+ */
+export interface KnownFields {
+  readonly from: Uint32Array;
+  readonly to: Uint32Array;
+  readonly escaped: Uint8Array;
+}
+
+/**
  * A batch over NDJSON whose lines are single JSON objects (every "\n" ends an event: the renderer turns a
  * pretty-printed event's line breaks into spaces). The per-event fields are read on first use, so a sink
- * that only writes bytes (file, stdout, http) never pays for them.
+ * that only writes bytes (file, stdout, http) never pays for them, unless `known` already has them.
  */
-export function batchFromNdjson(source: string, domain: string, data: Buffer): EventBatch {
+export function batchFromNdjson(
+  source: string,
+  domain: string,
+  data: Buffer,
+  known?: KnownFields,
+): EventBatch {
   let count = 0;
   for (let i = data.indexOf(LF); i !== -1; i = data.indexOf(LF, i + 1)) count++;
   const starts = new Uint32Array(count);
@@ -49,7 +67,10 @@ export function batchFromNdjson(source: string, domain: string, data: Buffer): E
     ends[i] = nl;
     at = nl + 1;
   }
-  const fields = new LazyFields(data, starts, ends);
+  if (known !== undefined && known.from.length !== count * FIELD_COUNT) {
+    throw new RangeError(`known fields for ${known.from.length / FIELD_COUNT} lines, not ${count}`);
+  }
+  const fields = new LazyFields(data, starts, ends, known);
   let columns: (string | null)[][] | null = null;
   const column = (field: number): (string | null)[] => {
     columns ??= fields.columns();
@@ -97,8 +118,8 @@ export function eventFields(batch: EventBatch): EventFields {
 }
 
 /** A field's position before it was looked for, and once known absent (not there, or not a string). */
-const UNKNOWN = 0xffffffff;
-const ABSENT = 0xfffffffe;
+export const UNKNOWN = 0xffffffff;
+export const ABSENT = 0xfffffffe;
 
 class LazyFields implements EventFields {
   readonly #data: Buffer;
@@ -117,13 +138,14 @@ class LazyFields implements EventFields {
   /** Where reading event i resumes (0: not started; DONE: read to its end). */
   readonly #resume: Uint32Array;
 
-  constructor(data: Buffer, starts: Uint32Array, ends: Uint32Array) {
+  constructor(data: Buffer, starts: Uint32Array, ends: Uint32Array, known?: KnownFields) {
     this.#data = data;
     this.#starts = starts;
     this.#ends = ends;
-    this.#from = new Uint32Array(starts.length * FIELD_COUNT).fill(UNKNOWN);
-    this.#to = new Uint32Array(starts.length * FIELD_COUNT);
-    this.#escaped = new Uint8Array(starts.length * FIELD_COUNT);
+    // A line whose fields are known never reaches #readUntil: each of its slots is a position or ABSENT.
+    this.#from = known?.from ?? new Uint32Array(starts.length * FIELD_COUNT).fill(UNKNOWN);
+    this.#to = known?.to ?? new Uint32Array(starts.length * FIELD_COUNT);
+    this.#escaped = known?.escaped ?? new Uint8Array(starts.length * FIELD_COUNT);
     this.#resume = new Uint32Array(starts.length);
   }
 
@@ -197,7 +219,7 @@ class LazyFields implements EventFields {
       const keyFrom = p + 1;
       p++;
       while (p < end && (c = d[p] as number) !== QUOTE) p += c === BACKSLASH ? 2 : 1;
-      const id = keyId(d, keyFrom, p);
+      const id = topLevelFieldId(d, keyFrom, p);
       p++;
       while (p < end && d[p] !== COLON) p++;
       p++;
@@ -254,8 +276,8 @@ const KEY_PUBLISHED = Buffer.from('published');
 const KEY_EVENT_TYPE = Buffer.from('eventType');
 const KEY_SEVERITY = Buffer.from('severity');
 
-/** Which of the four fields the key at d[from, to) (between its quotes) names, or -1. */
-function keyId(d: Buffer, from: number, to: number): number {
+/** Which of the four fields the key at d[from, to) (between its quotes, as raw bytes) names, or -1. */
+export function topLevelFieldId(d: Buffer, from: number, to: number): number {
   const length = to - from;
   if (length === 4) return sameBytes(d, from, KEY_UUID) ? UUID : -1;
   if (length === 9) {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { isOktailError, OktailError } from '../../core/errors.js';
 import { EventEdit } from '../../core/collection-logic.js';
 import type { JsonObject } from '../../core/json.js';
+import { batchFromNdjson, eventFields, type KnownFields } from '../../core/event-batch.js';
 import {
   eventRef,
   MAX_PAGE_DEPTH,
@@ -160,7 +161,7 @@ class JsonGen {
 
   key(): string {
     return this.rnd() < 0.7
-      ? `"${this.pick(['uuid', 'published', 'actor', 'a', 'b', 'é', '日本', ''])}"`
+      ? `"${this.pick(['uuid', 'published', 'eventType', 'severity', '\\u0075uid', 'actor', 'a', 'b', 'é', '日本', ''])}"`
       : this.string();
   }
 
@@ -513,6 +514,53 @@ describe('property: agreement with JSON.parse', () => {
       });
     }
     expect(checked).toBeGreaterThan(500);
+  });
+
+  it("finds each event's uuid, published, eventType and severity as the batch's own reader does", () => {
+    const gen = new JsonGen(mulberry32(424242));
+    const read = (data: Buffer, known?: KnownFields) => {
+      const fields = eventFields(batchFromNdjson('okta', 'acme.okta.com', data, known));
+      const count = data.toString('latin1').split('\n').length - 1;
+      return Array.from({ length: count }, (_, i) => [
+        fields.uuid(i),
+        fields.published(i),
+        fields.eventType(i),
+        fields.severity(i),
+      ]);
+    };
+    let found = 0;
+    for (let p = 0; p < 400; p++) {
+      const n = 1 + gen.int(6);
+      const events = Array.from({ length: n }, () =>
+        gen.object(1, gen.pick(['"uuid"', '"published"', '"eventType"', '"severity"', '"x"'])),
+      );
+      const body = page(`[${events.map((e) => gen.ws() + e + gen.ws()).join(',')}]`);
+      const spans = scanPage(body);
+      const kinds = Uint8Array.from(events, () =>
+        gen.pick([EventEdit.UNCHANGED, EventEdit.ADDED, EventEdit.REPLACED, EventEdit.DROPPED]),
+      );
+      const edits =
+        p % 2 === 0
+          ? undefined
+          : {
+              edits: kinds,
+              text: Array.from(kinds, (kind) =>
+                kind === EventEdit.ADDED
+                  ? gen.pick(['"uuid":"added"', '"published":"added","severity":"WARN"', '"zz":1'])
+                  : kind === EventEdit.REPLACED
+                    ? gen.pick(['{"published":"replaced"}', '{}'])
+                    : undefined,
+              ),
+            };
+      const out: { known?: KnownFields } = {};
+      const ndjson = renderNdjson(body, spans, TAGS, edits ? { edits, fields: out } : { fields: out });
+      expect(out.known).toBeDefined();
+      const expected = read(ndjson);
+      expect(read(ndjson, out.known)).toEqual(expected);
+      found += expected.flat().filter((v) => v !== null).length;
+    }
+    // Enough fields are strings at the top level that agreement on found values is exercised, not only on absence.
+    expect(found).toBeGreaterThan(300);
   });
 
   it('rejects every truncation of a valid page that JSON.parse rejects', () => {

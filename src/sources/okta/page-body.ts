@@ -2,6 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import { EventEdit, type EventRef, type TransformedEvents } from '../../core/collection-logic.js';
 import { OktailError } from '../../core/errors.js';
 import type { JsonObject, JsonValue } from '../../core/json.js';
+import { ABSENT, FIELD_COUNT, UNKNOWN, topLevelFieldId, type KnownFields } from '../../core/event-batch.js';
 
 /*
  * A System Log page is already the JSON we must write: each line of output is an event's own bytes plus
@@ -38,6 +39,17 @@ export interface EventSpans {
    * with `_`, so real pages never need a closer look).
    */
   readonly keyMasks: Uint32Array;
+  /**
+   * The sinks' per-event fields (uuid, published, eventType, severity: `FIELD_COUNT` slots per event, in
+   * core/event-batch's order), found while the scan walked each event's top level: the string value's
+   * bytes between its quotes at `[fieldFrom, fieldTo)` of the body, `fieldFrom` 0 when the event has no
+   * such string field (the first occurrence of a repeated key counts), and bit f of `fieldEscaped[i]` set
+   * when the value holds an escape. Absent on spans made by other means; keys written with escapes are
+   * not recognised, as core/event-batch's own reader does not recognise them either.
+   */
+  readonly fieldFrom?: Uint32Array;
+  readonly fieldTo?: Uint32Array;
+  readonly fieldEscaped?: Uint8Array;
 }
 
 /** JSON allows unbounded nesting; a bound keeps a hostile or corrupt body from costing without limit. */
@@ -273,6 +285,12 @@ export function scanPage(body: Buffer): EventSpans {
   let offsets = new Uint32Array(capacity * 2);
   let flags = new Uint8Array(capacity);
   let keyMasks = new Uint32Array(capacity);
+  let fieldFrom = new Uint32Array(capacity * FIELD_COUNT);
+  let fieldTo = new Uint32Array(capacity * FIELD_COUNT);
+  let fieldEscaped = new Uint8Array(capacity);
+  // The current event's fields, copied out with its offsets (the arrays grow only between events).
+  const eventFrom = new Uint32Array(FIELD_COUNT);
+  const eventTo = new Uint32Array(FIELD_COUNT);
   let count = 0;
   const stack = new Uint8Array(MAX_PAGE_DEPTH + 1);
 
@@ -289,6 +307,12 @@ export function scanPage(body: Buffer): EventSpans {
       const start = pos;
       let flag = 0;
       let keyMask = 0;
+      // Which field the value being read belongs to (-1: none), which fields' first value was seen, and
+      // which of those hold escapes.
+      let field = -1;
+      let seen = 0;
+      let escapedFields = 0;
+      eventFrom.fill(0);
       // The page's array is depth 1, the event depth 2.
       let depth = 2;
       stack[depth] = IN_OBJECT;
@@ -303,6 +327,9 @@ export function scanPage(body: Buffer): EventSpans {
         if (r < 0) {
           r = ~r;
           flag |= SpanFlag.ESCAPED_KEY;
+        } else {
+          field = topLevelFieldId(b, pos + 1, r - 1);
+          if (field >= 0) seen |= 1 << field;
         }
         keyMask |= 1 << ((b[pos + 1] as number) & 31);
         pos = r;
@@ -324,6 +351,11 @@ export function scanPage(body: Buffer): EventSpans {
         }
         if (c === QUOTE) {
           const r = skipString(b, pos, len);
+          if (field >= 0 && depth === 2) {
+            eventFrom[field] = pos + 1;
+            eventTo[field] = (r < 0 ? ~r : r) - 1;
+            if (r < 0) escapedFields |= 1 << field;
+          }
           pos = r < 0 ? ~r : r;
         } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
           if (depth === MAX_PAGE_DEPTH)
@@ -385,7 +417,16 @@ export function scanPage(body: Buffer): EventSpans {
               }
               const r = skipString(b, pos, len);
               if (depth === 2) {
-                if (r < 0) flag |= SpanFlag.ESCAPED_KEY;
+                if (r < 0) {
+                  flag |= SpanFlag.ESCAPED_KEY;
+                  field = -1;
+                } else {
+                  field = topLevelFieldId(b, pos + 1, r - 1);
+                  if (field >= 0) {
+                    if ((seen & (1 << field)) !== 0) field = -1;
+                    else seen |= 1 << field;
+                  }
+                }
                 keyMask |= 1 << ((b[pos + 1] as number) & 31);
               }
               pos = r < 0 ? ~r : r;
@@ -418,11 +459,23 @@ export function scanPage(body: Buffer): EventSpans {
         const grownMasks = new Uint32Array(capacity);
         grownMasks.set(keyMasks);
         keyMasks = grownMasks;
+        const grownFrom = new Uint32Array(capacity * FIELD_COUNT);
+        grownFrom.set(fieldFrom);
+        fieldFrom = grownFrom;
+        const grownTo = new Uint32Array(capacity * FIELD_COUNT);
+        grownTo.set(fieldTo);
+        fieldTo = grownTo;
+        const grownEscaped = new Uint8Array(capacity);
+        grownEscaped.set(fieldEscaped);
+        fieldEscaped = grownEscaped;
       }
       offsets[2 * count] = start;
       offsets[2 * count + 1] = pos;
       flags[count] = flag;
       keyMasks[count] = keyMask;
+      fieldFrom.set(eventFrom, count * FIELD_COUNT);
+      fieldTo.set(eventTo, count * FIELD_COUNT);
+      fieldEscaped[count] = escapedFields;
       count++;
 
       pos = skipWhitespace(b, pos, len);
@@ -452,6 +505,9 @@ export function scanPage(body: Buffer): EventSpans {
     offsets: offsets.subarray(0, count * 2),
     flags: flags.subarray(0, count),
     keyMasks: keyMasks.subarray(0, count),
+    fieldFrom: fieldFrom.subarray(0, count * FIELD_COUNT),
+    fieldTo: fieldTo.subarray(0, count * FIELD_COUNT),
+    fieldEscaped: fieldEscaped.subarray(0, count),
   };
 }
 
@@ -529,6 +585,11 @@ export interface RenderOptions {
   edits?: TransformedEvents;
   /** Returns the `size` bytes to render into (a reused buffer); a fresh buffer when absent. */
   output?: (size: number) => Buffer;
+  /**
+   * Receives where the scan found each line's per-event fields in the NDJSON (for `batchFromNdjson`), when
+   * the spans carry them. Lines serialised again (a replaced event, a tag key clash) are left to be read.
+   */
+  fields?: { known?: KnownFields };
 }
 
 /**
@@ -619,19 +680,53 @@ export function renderNdjson(
 
   const out = options.output ? options.output(total) : Buffer.allocUnsafe(total);
   if (out.length !== total) throw new RangeError(`output buffer of ${out.length} bytes for ${total}`);
+  const { fieldFrom, fieldTo, fieldEscaped } = spans;
+  let known: KnownFields | undefined;
+  if (options.fields && fieldFrom && fieldTo && fieldEscaped) {
+    let lines = 0;
+    for (let i = 0; i < count; i++) if (plan[i] !== 0) lines++;
+    known = {
+      from: new Uint32Array(lines * FIELD_COUNT),
+      to: new Uint32Array(lines * FIELD_COUNT),
+      escaped: new Uint8Array(lines * FIELD_COUNT),
+    };
+    options.fields.known = known;
+  }
   let o = 0;
+  let line = 0;
   for (let i = 0; i < count; i++) {
     const p = plan[i];
     if (p === 0) continue;
     if (p === 2) {
-      const line = (rewritten as Buffer[])[i] as Buffer;
-      line.copy(out, o);
-      o += line.length;
+      const bytes = (rewritten as Buffer[])[i] as Buffer;
+      bytes.copy(out, o);
+      o += bytes.length;
+      if (known) known.from.fill(UNKNOWN, line * FIELD_COUNT, (line + 1) * FIELD_COUNT);
+      line++;
       continue;
     }
     const start = offsets[2 * i] as number;
     const end = (offsets[2 * i + 1] as number) - 1;
     const f = flags[i] as number;
+    if (known) {
+      // The line holds the event's bytes from `start` on, unmoved: only the tags (and fields a transform
+      // added) follow them, after every field the scan found.
+      const shift = o - start;
+      const escaped = fieldEscaped![i] as number;
+      for (let k = 0; k < FIELD_COUNT; k++) {
+        const slot = line * FIELD_COUNT + k;
+        const from = fieldFrom![i * FIELD_COUNT + k] as number;
+        if (from === 0) {
+          // Fields a transform added follow the event's own: they may hold one the event lacked.
+          known.from[slot] = p === 3 ? UNKNOWN : ABSENT;
+          continue;
+        }
+        known.from[slot] = from + shift;
+        known.to[slot] = (fieldTo![i * FIELD_COUNT + k] as number) + shift;
+        if ((escaped & (1 << k)) !== 0) known.escaped[slot] = 1;
+      }
+    }
+    line++;
     body.copy(out, o, start, end);
     if ((f & SpanFlag.NEWLINE) !== 0) {
       for (let k = o; k < o + end - start; k++) {

@@ -6,7 +6,7 @@ import {
 } from '../../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../../core/errors.js';
 import type { JsonObject, JsonValue } from '../../core/json.js';
-import { batchFromNdjson } from '../../core/event-batch.js';
+import { batchFromNdjson, type KnownFields } from '../../core/event-batch.js';
 import type { EventBatch } from '../../core/sink.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
 import { OktaResponseError, type FetchedPage, type OktaHttpClient } from './client.js';
@@ -124,16 +124,18 @@ export class OktaSource {
       const bytes = edits.body
         ? Buffer.from(edits.body.buffer, edits.body.byteOffset, edits.body.byteLength)
         : body;
-      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits, output: this.#outputOf });
+      const fields: { known?: KnownFields } = {};
+      const ndjson = renderNdjson(bytes, spans, this.#tags, { edits, output: this.#outputOf, fields });
       const dropped = edits.edits.reduce((n, e) => (e === EventEdit.DROPPED ? n + 1 : n), 0);
       if (dropped > 0) {
         telemetry.eventsDropped({ source: this.name, events: dropped, reason: 'script' });
       }
-      return batchFromNdjson(this.name, this.#domain, ndjson);
+      return batchFromNdjson(this.name, this.#domain, ndjson, fields.known);
     }
     if (!logic.transform || spans.count === 0) {
-      const ndjson = renderNdjson(body, spans, this.#tags, { output: this.#outputOf });
-      return batchFromNdjson(this.name, this.#domain, ndjson);
+      const fields: { known?: KnownFields } = {};
+      const ndjson = renderNdjson(body, spans, this.#tags, { output: this.#outputOf, fields });
+      return batchFromNdjson(this.name, this.#domain, ndjson, fields.known);
     }
     const events: JsonObject[] = [];
     for (let i = 0; i < spans.count; i++) events.push(parseEvent(body, spans, i));
