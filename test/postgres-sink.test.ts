@@ -62,6 +62,28 @@ describe('postgres sink driver against a real PostgreSQL', () => {
     }
   });
 
+  it('inserts the events that make rows and reports each one that cannot, by its index', async () => {
+    const driver = new PostgresDriver({ name: 'db', url, table: 'partial_events', connections: 1 });
+    const batch = items(20, 21).map((item, i) => (i === 5 || i === 12 ? { ...item, uuid: null } : item));
+    const outcome = await driver.send(itemsOf(batch), signal());
+    await driver.close();
+    expect(outcome).toEqual({
+      kind: 'partial',
+      failed: [5, 12].map((index) => ({ index, retryable: false, reason: 'the event has no uuid' })),
+    });
+    const { rows } = await server.query<{ uuid: string; event: unknown }>(
+      'SELECT uuid, event FROM partial_events',
+      [],
+      'security',
+    );
+    expect(rows).toHaveLength(18);
+    const byUuid = new Map(rows.map((r) => [r.uuid, r.event]));
+    batch.forEach((item, i) => {
+      if (i === 5 || i === 12) return;
+      expect(byUuid.get(item.uuid!)).toEqual(JSON.parse(item.bytes.toString('utf8')));
+    });
+  });
+
   it('stores the events compressed with lz4 (the server has it), which costs the server less than pglz', async () => {
     const driver = new PostgresDriver({ name: 'db', url, table: 'lz4_events', connections: 1 });
     expect(await driver.send(itemsOf(items(200, 11)), signal())).toEqual({ kind: 'ok' });

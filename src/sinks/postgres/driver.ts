@@ -103,20 +103,26 @@ export async function insertEvents(
   const published: string[] = new Array<string>(rows.length);
   const types: string[] = new Array<string>(rows.length);
   const sources: string[] = new Array<string>(rows.length);
-  let bytes = rows.length - 1;
   rows.forEach((i, r) => {
     uuids[r] = items.uuid(i) as string;
     published[r] = items.published(i) as string;
     types[r] = items.eventType(i) as string;
     sources[r] = items.source(i);
-    bytes += items.byteLength(i);
   });
-  const events = Buffer.allocUnsafe(bytes);
-  let at = 0;
-  rows.forEach((i, r) => {
-    if (r > 0) events[at++] = 0x0a;
-    at += items.copyBytes(i, events, at);
-  });
+  let events: Buffer;
+  if (rows.length === items.length) {
+    // Every event makes a row: the NDJSON (the page's own bytes when the request is one run of a page)
+    // without its last line feed is the parameter, with no copy of our own.
+    const ndjson = items.ndjson();
+    events = ndjson.subarray(0, ndjson.length - 1);
+  } else {
+    events = Buffer.allocUnsafe(rows.reduce((n, i) => n + items.byteLength(i) + 1, -1));
+    let at = 0;
+    rows.forEach((i, r) => {
+      if (r > 0) events[at++] = 0x0a;
+      at += items.copyBytes(i, events, at);
+    });
+  }
   // node-postgres sends a Buffer as the parameter's binary form, which for text is its UTF-8 bytes: the
   // events go as they came, with no decoding into a string and encoding back (the costliest part of the
   // client's work). Bytes that are not UTF-8 (Okta sends none) go decoded, invalid sequences replaced,
