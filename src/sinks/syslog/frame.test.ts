@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import type { SinkItem } from '../shared/network-sink.js';
+import { itemsOf, type SinkItem } from '../shared/network-sink.js';
 import {
   FACILITIES,
   printableAscii,
   syslogFrame,
+  syslogFrames,
   syslogHostname,
   syslogSeverity,
   syslogTimestamp,
@@ -62,5 +63,39 @@ describe('syslog framing', () => {
     expect(syslogHostname('acme.okta.com')).toBe('acme.okta.com');
     expect(syslogHostname('127.0.0.1:8443')).toBe('127.0.0.1');
     expect(syslogHostname('[::1]:8443')).toBe('::1');
+  });
+
+  it('frames a request of many events back to back, each as its header string and bytes would read', () => {
+    const severities = [null, 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+    const published = [
+      '2026-11-01T10:20:30.123Z',
+      '2026-11-01T10:20:30Z',
+      '2026-11-01T10:20:30.1234567+02:00',
+      null,
+      'bad',
+    ];
+    const types = ['user.session.start', null, 'a'.repeat(40), 'x y\u00e9', 'policy.evaluate_sign_on'];
+    const list = Array.from({ length: 120 }, (_, i) =>
+      item({
+        bytes: Buffer.from(`{"n":${i},"s":"${'é'.repeat(i % 7)}${'x'.repeat(i * 37)}"}`),
+        severity: severities[i % 5]!,
+        published: published[(i * 3) % 5]!,
+        eventType: types[(i * 7) % 5]!,
+        domain: i < 60 ? 'acme.okta.com' : 'acme.oktapreview.com:8443',
+      }),
+    );
+    const expected = Buffer.concat(
+      list.map((e) => {
+        const header =
+          `<${FACILITIES.local3 * 8 + syslogSeverity(e.severity)}>1 ${syslogTimestamp(e.published)} ` +
+          `${syslogHostname(e.domain)} oktail - ${printableAscii(e.eventType, 32)} - `;
+        return Buffer.concat([Buffer.from(`${header.length + e.bytes.length} ${header}`, 'latin1'), e.bytes]);
+      }),
+    );
+    expect(syslogFrames(itemsOf(list), FACILITIES.local3).equals(expected)).toBe(true);
+    const reused = Buffer.alloc(expected.length + 100, 0x2a);
+    const into = syslogFrames(itemsOf(list), FACILITIES.local3, (size) => reused.subarray(0, size));
+    expect(into.buffer).toBe(reused.buffer);
+    expect(into.equals(expected)).toBe(true);
   });
 });

@@ -49,11 +49,27 @@ const TIMESTAMP = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d
 /** Okta's `published` as an RFC 5424 TIMESTAMP; NILVALUE when it is absent or not RFC 3339. */
 export function syslogTimestamp(published: string | null): string {
   if (published === null) return '-';
+  // Okta writes every `published` as 2026-11-01T10:20:30.123Z, already a TIMESTAMP: no regex, no copy.
+  if (isOktaTimestamp(published)) return published;
   const m = TIMESTAMP.exec(published);
   if (!m) return '-';
   const fraction = m[2] === undefined ? '' : m[2].slice(0, 7);
   return `${m[1]}${fraction}${m[3]}`;
 }
+
+/** `YYYY-MM-DDTHH:MM:SS.mmmZ` exactly. */
+function isOktaTimestamp(t: string): boolean {
+  if (t.length !== 24) return false;
+  for (let i = 0; i < 24; i++) {
+    const c = t.charCodeAt(i);
+    const want = OKTA_TIMESTAMP_SHAPE.charCodeAt(i);
+    if (want === 0x39 ? c < 0x30 || c > 0x39 : c !== want) return false;
+  }
+  return true;
+}
+
+/** '9' stands for any digit. */
+const OKTA_TIMESTAMP_SHAPE = '9999-99-99T99:99:99.999Z';
 
 /** PRINTUSASCII (%d33-126) only, at most `max` characters; NILVALUE when nothing is left. */
 export function printableAscii(text: string | null, max: number): string {
@@ -83,8 +99,9 @@ export function syslogFrame(item: SinkItem, facility: number): Buffer {
 }
 
 /**
- * The frames of every event of a request, back to back in one buffer (see `syslogFrame`). Headers are
- * printable ASCII by construction, so their byte length is their string length.
+ * The frames of every event of a request, back to back in one buffer (see `syslogFrame`): `output` returns
+ * the `size` bytes to write them into (a reused buffer), a fresh buffer when absent. Headers are printable
+ * ASCII by construction, so their byte length is their string length.
  */
 export function syslogFrames(
   items: Pick<
@@ -92,8 +109,15 @@ export function syslogFrames(
     'length' | 'published' | 'eventType' | 'severity' | 'domain' | 'byteLength' | 'copyBytes'
   >,
   facility: number,
+  output?: (size: number) => Buffer,
 ): Buffer {
-  const prefixes: string[] = new Array<string>(items.length);
+  // Written in place rather than as a header string per event: a batch is framed while earlier pages are
+  // still being written, and strings made per event lived long enough to fill the old generation.
+  const timestamps: string[] = new Array<string>(items.length);
+  const msgids: string[] = new Array<string>(items.length);
+  const pris = new Uint8Array(items.length);
+  const hostnames: string[] = new Array<string>(items.length);
+  const msgidOf = new Map<string | null, string>();
   let total = 0;
   let lastDomain: string | null = null;
   let hostname = '-';
@@ -103,20 +127,70 @@ export function syslogFrames(
       lastDomain = domain;
       hostname = syslogHostname(domain);
     }
+    const eventType = items.eventType(i);
+    let msgid = msgidOf.get(eventType);
+    if (msgid === undefined) {
+      msgid = printableAscii(eventType, 32);
+      msgidOf.set(eventType, msgid);
+    }
     const pri = facility * 8 + syslogSeverity(items.severity(i));
-    const header =
-      `<${pri}>1 ${syslogTimestamp(items.published(i))} ${hostname} oktail - ` +
-      `${printableAscii(items.eventType(i), 32)} - `;
-    const length = header.length + items.byteLength(i);
-    const prefix = `${length} ${header}`;
-    prefixes[i] = prefix;
-    total += prefix.length + items.byteLength(i);
+    const timestamp = syslogTimestamp(items.published(i));
+    timestamps[i] = timestamp;
+    msgids[i] = msgid;
+    hostnames[i] = hostname;
+    pris[i] = pri;
+    // `<PRI>1 TIMESTAMP HOSTNAME oktail - MSGID - ` then MSG: all printable ASCII but MSG.
+    const length =
+      HEADER_FIXED + digits(pri) + timestamp.length + hostname.length + msgid.length + items.byteLength(i);
+    total += digits(length) + 1 + length;
   }
-  const out = Buffer.allocUnsafe(total);
+  const out = output ? output(total) : Buffer.allocUnsafe(total);
   let at = 0;
   for (let i = 0; i < items.length; i++) {
-    at += out.write(prefixes[i] as string, at, 'latin1');
+    const pri = pris[i] as number;
+    const timestamp = timestamps[i] as string;
+    const host = hostnames[i] as string;
+    const msgid = msgids[i] as string;
+    const length =
+      HEADER_FIXED + digits(pri) + timestamp.length + host.length + msgid.length + items.byteLength(i);
+    at = writeDecimal(out, at, length);
+    out[at++] = 0x20;
+    out[at++] = 0x3c; // <
+    at = writeDecimal(out, at, pri);
+    out[at++] = 0x3e; // >
+    out[at++] = 0x31; // 1
+    out[at++] = 0x20;
+    at += out.write(timestamp, at, 'latin1');
+    out[at++] = 0x20;
+    at += out.write(host, at, 'latin1');
+    at += APP_NAME.copy(out, at);
+    at += out.write(msgid, at, 'latin1');
+    at += NO_STRUCTURED_DATA.copy(out, at);
     at += items.copyBytes(i, out, at);
   }
   return out;
+}
+
+const APP_NAME = Buffer.from(' oktail - ');
+const NO_STRUCTURED_DATA = Buffer.from(' - ');
+/** The header's bytes besides PRI, TIMESTAMP, HOSTNAME and MSGID: `<`, `>1 `, ` `, APP_NAME, ` - `. */
+const HEADER_FIXED = 1 + 3 + 1 + APP_NAME.length + NO_STRUCTURED_DATA.length;
+
+function digits(n: number): number {
+  let d = 1;
+  while (n >= 10) {
+    n = Math.floor(n / 10);
+    d++;
+  }
+  return d;
+}
+
+/** `n` (a non-negative integer) in decimal at `at`; returns the offset after it. */
+function writeDecimal(out: Buffer, at: number, n: number): number {
+  const end = at + digits(n);
+  for (let k = end - 1; k >= at; k--) {
+    out[k] = 0x30 + (n % 10);
+    n = Math.floor(n / 10);
+  }
+  return end;
 }
