@@ -54,6 +54,27 @@ describe('bulk bodies', () => {
   });
 });
 
+describe('bulk bodies', () => {
+  it('writes ids that need escaping as JSON strings and switches index when an event falls on another day', () => {
+    const ids = ['00u1ab', 'with"quote', 'back\\slash', 'é日本', 'tab\there', '', null, 'plain-id_1.2'];
+    const items = ids.map((uuid, i) => ({
+      ...ev('x', `2026-11-${String(28 + (i % 3)).padStart(2, '0')}T10:00:00Z`),
+      uuid,
+    }));
+    const template = compileIndexTemplate('okta-%Y.%m.%d');
+    const expected = items
+      .map((e) => {
+        const index = JSON.stringify(template(e.published));
+        const id = e.uuid === null ? '' : `,"_id":${JSON.stringify(e.uuid)}`;
+        return `{"create":{"_index":${index}${id}}}\n${e.bytes.toString()}\n`;
+      })
+      .join('');
+    const body = buildBulkBody(itemsOf(items), compileIndexTemplate('okta-%Y.%m.%d'));
+    expect(body.toString('utf8')).toBe(expected);
+    expect(body.length).toBe(Buffer.byteLength(expected));
+  });
+});
+
 describe('bulk responses', () => {
   const items = [
     ev('a', '2026-11-28T10:00:00Z'),

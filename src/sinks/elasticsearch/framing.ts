@@ -97,37 +97,61 @@ function isoWeek(d: Date): { year: number; week: number } {
 
 /**
  * The NDJSON body of one `_bulk` request: a `create` action line and the event's bytes per event, written
- * into one buffer with the events' bytes copied straight from their pages.
+ * into one buffer with the events' bytes copied straight from their pages. Action lines are written piece
+ * by piece rather than as a string per event: a request is framed while earlier ones are in flight, and
+ * strings made per event lived long enough to fill the old generation.
  */
 export function buildBulkBody(items: BulkFramingItems, indexFor: IndexTemplate): Buffer {
-  const metas: string[] = new Array<string>(items.length);
+  // `{"create":{"_index":"name"` per run of events sharing an index, then `,"_id":"uuid"` and `}}\n`.
+  const heads: Buffer[] = new Array<Buffer>(items.length);
+  const ids: (string | null)[] = new Array<string | null>(items.length);
+  const plainIds = new Uint8Array(items.length);
   let total = 0;
-  // Consecutive events mostly share an index: quote its name once per run.
-  let lastIndex = '';
-  let quotedIndex = '""';
+  let lastIndex: string | null = null;
+  let head = Buffer.alloc(0);
   for (let i = 0; i < items.length; i++) {
     const index = indexFor(items.published(i));
     if (index !== lastIndex) {
       lastIndex = index;
-      quotedIndex = JSON.stringify(index);
+      head = Buffer.from(`{"create":{"_index":${JSON.stringify(index)}`);
     }
+    heads[i] = head;
+    let size = head.length + ACTION_CLOSE.length + items.byteLength(i) + 1;
     const uuid = items.uuid(i);
-    const meta =
-      uuid === null
-        ? `{"create":{"_index":${quotedIndex}}}\n`
-        : `{"create":{"_index":${quotedIndex},"_id":${JSON.stringify(uuid)}}}\n`;
-    metas[i] = meta;
-    total += Buffer.byteLength(meta) + items.byteLength(i) + 1;
+    if (uuid !== null) {
+      // Okta's uuids need no escaping: written between quotes as they are; anything else is JSON-encoded.
+      const plain = PLAIN_ID.test(uuid);
+      const id = plain ? uuid : JSON.stringify(uuid);
+      ids[i] = id;
+      plainIds[i] = plain ? 1 : 0;
+      size += ID_KEY.length + (plain ? uuid.length + 2 : Buffer.byteLength(id));
+    } else ids[i] = null;
+    total += size;
   }
   const body = Buffer.allocUnsafe(total);
   let at = 0;
   for (let i = 0; i < items.length; i++) {
-    at += body.write(metas[i] as string, at, 'utf8');
+    at += (heads[i] as Buffer).copy(body, at);
+    const id = ids[i];
+    if (id !== null && id !== undefined) {
+      at += ID_KEY.copy(body, at);
+      if (plainIds[i] === 1) {
+        body[at++] = 0x22;
+        at += body.write(id, at, 'latin1');
+        body[at++] = 0x22;
+      } else at += body.write(id, at, 'utf8');
+    }
+    at += ACTION_CLOSE.copy(body, at);
     at += items.copyBytes(i, body, at);
     body[at++] = 0x0a;
   }
   return body;
 }
+
+const ID_KEY = Buffer.from(',"_id":');
+const ACTION_CLOSE = Buffer.from('}}\n');
+/** Printable ASCII without `"` or `\\`: the bytes JSON needs no escape for. */
+const PLAIN_ID = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 
 /** The same shape as the shared helper's `SendOutcome`. */
 export type BulkOutcome =

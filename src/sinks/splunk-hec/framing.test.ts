@@ -45,6 +45,27 @@ describe('HEC framing', () => {
     for (const line of lines.slice(0, 2)) expect(JSON.parse(line).event.n).toBe(2.5);
   });
 
+  it("writes each envelope's time as hecTime reads its published, for every kind of timestamp", () => {
+    const published = [
+      '2026-11-28T10:20:34.123Z',
+      '2026-11-28T10:20:34Z',
+      '2026-11-28T10:20:34.007+01:00',
+      '1969-12-31T23:59:58.500Z',
+      '1960-01-01T00:00:00.001Z',
+      '1970-01-01T00:00:00.000Z',
+      '2286-11-20T17:46:40.000Z',
+      'not a date',
+      null,
+    ];
+    const items = published.map((p) => ({ ...item, published: p }));
+    const lines = buildEventBody(itemsOf(items), { source: null, sourcetype: 'st', index: null })
+      .toString('utf8')
+      .split('\n')
+      .slice(0, -1);
+    expect(lines.map((line) => /^\{"time":([^,]*),/.exec(line)?.[1] ?? null)).toEqual(published.map(hecTime));
+    for (const line of lines) expect(JSON.parse(line).event.uuid).toBe('u1');
+  });
+
   it('uses a configured source and leaves index out when unset', () => {
     const body = buildEventBody(itemsOf([item]), {
       source: 'oktail',
