@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { EventRecord } from '../src/emulator/events.js';
 import { createRandom } from '../src/emulator/random.js';
 import { createTestPki, type TestPki } from '../src/emulator/pki.js';
-import { PostgresDriver } from '../src/sinks/postgres/driver.js';
+import { PostgresDriver, textArrayLiteral } from '../src/sinks/postgres/driver.js';
 import { PostgresServer } from './support/postgres.js';
 import { collect, runCli, secrets, spawnCli, startOrg, type TestOrg } from './support/harness.js';
 import { generatedSinkItems, taggedBytes } from './support/sink-items.js';
@@ -59,6 +59,30 @@ describe('postgres sink driver against a real PostgreSQL', () => {
         'security',
       );
       expect(tricky[0]!.event).toEqual(JSON.parse(batch[k]!.bytes.toString('utf8')));
+    }
+  });
+
+  it('writes text arrays the server reads back exactly, whatever the strings hold', async () => {
+    const values = [
+      '',
+      'a"b',
+      'back\\slash',
+      'NULL',
+      '{x,y}',
+      ' spaced ',
+      'é日本😀',
+      'new\nline',
+      '\\"',
+      'comma,',
+      'x',
+    ];
+    for (const list of [values, ['plain', 'uuids'], ['only'], []]) {
+      const { rows } = await server.query<{ a: string[] }>(
+        'SELECT $1::text[] AS a',
+        [textArrayLiteral(list)],
+        'security',
+      );
+      expect(rows[0]!.a).toEqual(list);
     }
   });
 
