@@ -154,6 +154,20 @@ describe('chaos: replicas killed, restarted and frozen while collecting 8 orgs',
       `all ${total} events in the table`,
       90_000,
     );
+    // A replica started by the last kill may still be starting: it handles SIGTERM (and shuts down
+    // cleanly) once it has joined the cluster, which its heartbeat row shows.
+    await until(
+      async () => {
+        const { rows } = await server.query<{ node_id: string }>(
+          'SELECT node_id FROM oktail_nodes WHERE node_id = ANY($1)',
+          [live.map((r) => r!.nodeId)],
+          'chaos',
+        );
+        return rows.length === live.length;
+      },
+      'every live replica joined',
+      60_000,
+    );
     for (const r of live) r!.child.kill('SIGTERM');
     const exits = await Promise.all(live.map((r) => r!.exited));
     expect(exits.map((e) => e.code)).toEqual([0, 0, 0]);
