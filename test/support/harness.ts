@@ -280,7 +280,7 @@ export async function until(condition: () => boolean | Promise<boolean>, what: s
 /**
  * Where in a collector's progress `runKilledAt` SIGKILLs it: while its nth request waits for the answer,
  * as soon as the page that answer carries starts reaching the sink file, or once that page is committed
- * (the next request went out).
+ * (the next request, which the source sends while the page is delivered, waits for its answer).
  */
 export type KillPoint = 'in-flight' | 'writing' | 'committed';
 export const KILL_POINTS: readonly KillPoint[] = ['in-flight', 'writing', 'committed'];
@@ -300,6 +300,8 @@ export async function runKilledAt(
     | { sinkBytes: () => Promise<number> }
   ),
 ): Promise<CliResult> {
+  // The emulator logs requests as they arrive, so the nth one from here is this entry.
+  const nthEntry = org.emulator.requests.length + options.nth - 1;
   const hold = org.emulator.holdFrom(options.nth);
   const child = spawnCli(args, org.env);
   const done = collect(child, performance.now(), 120_000);
@@ -320,12 +322,28 @@ export async function runKilledAt(
     await until(() => reached(1), `request ${options.nth}`, 60_000);
     if (options.point !== 'in-flight') {
       const before = await size();
+      const statePath = join(org.dir, 'data', 'state.json');
+      const stateBefore = await readFile(statePath).catch(() => null);
       hold.releaseOne();
+      // The source reads one page ahead: request n+1 goes out while page n is still being delivered. After
+      // a failed answer, nothing of page n is written or committed: request n+1 is its retry, the point.
+      const failed = (): boolean => {
+        const entry = org.emulator.requests[nthEntry];
+        return entry?.status !== 200 || entry.fault !== undefined;
+      };
       if (options.point === 'writing') {
-        // A failed answer writes nothing: its retry (the next request) is then the point instead.
-        await until(async () => (await reached(2)) || (await size()) > before, 'the page reaching the file');
+        await until(
+          async () => (await size()) > before || ((await reached(2)) && failed()),
+          'the page reaching the file',
+        );
       } else {
         await until(() => reached(2), `request ${options.nth + 1}`, 60_000);
+        if (!failed()) {
+          await until(async () => {
+            const now = await readFile(statePath).catch(() => null);
+            return now !== null && (stateBefore === null || !now.equals(stateBefore));
+          }, `the checkpoint after request ${options.nth}`);
+        }
       }
     }
     child.kill('SIGKILL');

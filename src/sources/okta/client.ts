@@ -40,7 +40,7 @@ export interface FetchedPage {
   headers: Record<string, string>;
   /**
    * For a 200, a view on the client's reused body buffer: valid until the client's next `fetch`, which
-   * overwrites it (a source fetches its next page only after the previous one was delivered).
+   * overwrites it (a source renders a page into its own buffer before it fetches the next one).
    */
   body: Buffer;
   /** Local clock when the response headers arrived. */

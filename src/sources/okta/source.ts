@@ -81,30 +81,68 @@ export class OktaSource {
   /**
    * Yields the pages of one cycle, starting from `state` (the last committed state). The generator
    * resumes only after the caller delivered the previous page, so backpressure is simply awaiting. A
-   * page's batch is a view on buffers the next page is read and rendered into: every sink must be done
-   * with its bytes before the generator is resumed.
+   * page's batch is a view on the buffer the next page is rendered into: every sink must be done with its
+   * bytes before the generator is resumed.
+   *
+   * The next page is read ahead while the caller delivers the current one, so a page costs the longer of
+   * its fetch and its delivery instead of both. Only the request the collection logic asked for is
+   * made (never one after a cycle's last page), and it reaches nothing the caller sees until the
+   * generator resumes: its failure is thrown then, as a fetch made at that moment would throw it.
    */
   async *cycle(state: JsonObject, signal: AbortSignal): AsyncGenerator<SourcePage> {
     const { client, logic } = this.#o;
-    let url: URL | null = client.resolve(await logic.cycleRequest(state));
-    while (url !== null) {
-      const { page, spans } = await this.#fetchPage(url, signal).catch((err: unknown) => {
+    let ahead: ReadAhead | null = null;
+    try {
+      const first = client.resolve(await logic.cycleRequest(state));
+      let fetched = await this.#fetchPage(first, signal).catch((err: unknown) => {
         throw withRecoveryCommand(err, this.name, state, this.#o.configPath);
       });
-      const meta = pageMeta(page, spans);
-      const decision = await logic.afterPage(state, meta);
-      // Checked before delivery: a next link to another origin halts the source at a position a restart
-      // reaches again, instead of committing a state that points elsewhere.
-      const next: URL | null = decision.next === null ? null : client.resolve(decision.next);
-      const batch = await this.#render(page.body, spans);
-      yield {
-        batch,
-        state: decision.state,
-        newestPublished: meta.last?.published ?? null,
-      };
-      state = decision.state;
-      url = next;
+      for (;;) {
+        const { page, spans } = fetched;
+        const meta = pageMeta(page, spans);
+        const decision = await logic.afterPage(state, meta);
+        // Checked before delivery: a next link to another origin halts the source at a position a restart
+        // reaches again, instead of committing a state that points elsewhere.
+        const next: URL | null = decision.next === null ? null : client.resolve(decision.next);
+        // The page's bytes live in the client's body buffer, which the read-ahead overwrites: rendering
+        // (a script's thread included) is finished with them before it starts.
+        const batch = await this.#render(page.body, spans);
+        const newestPublished = meta.last?.published ?? null;
+        if (next !== null) ahead = this.#readAhead(next, signal);
+        yield { batch, state: decision.state, newestPublished };
+        state = decision.state;
+        if (ahead === null) return;
+        const result = await ahead.result;
+        ahead = null;
+        if (!result.ok) throw withRecoveryCommand(result.error, this.name, state, this.#o.configPath);
+        fetched = result.page;
+      }
+    } finally {
+      // The caller stopped early (shutdown, a failed sink, a lost lease): the read-ahead is cancelled and
+      // settled before the cycle ends, so the next cycle's fetch never shares the body buffer with it.
+      if (ahead !== null) {
+        ahead.abort();
+        await ahead.result;
+      }
     }
+  }
+
+  /** Starts fetching `url` now; its outcome, success or failure, waits in `result` without surfacing. */
+  #readAhead(url: URL, signal: AbortSignal): ReadAhead {
+    const controller = new AbortController();
+    const stop = (): void => controller.abort(signal.reason);
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    const result = this.#fetchPage(url, controller.signal).then(
+      (page): ReadAheadResult => ({ ok: true, page }),
+      (error: unknown): ReadAheadResult => ({ ok: false, error }),
+    );
+    void result.finally(() => signal.removeEventListener('abort', stop));
+    return {
+      result,
+      abort: () =>
+        controller.abort(new OktailError('INTERNAL', 'The cycle ended before this page was needed')),
+    };
   }
 
   async #render(body: Buffer, spans: EventSpans): Promise<EventBatch> {
@@ -155,7 +193,7 @@ export class OktaSource {
   }
 
   /** One page, retried until it arrives whole or a non-retryable answer halts the source. */
-  async #fetchPage(url: URL, signal: AbortSignal): Promise<{ page: FetchedPage; spans: EventSpans }> {
+  async #fetchPage(url: URL, signal: AbortSignal): Promise<FetchedBody> {
     const { client, limiter, telemetry } = this.#o;
     for (let attempt = 0; ; attempt++) {
       const done = await limiter.acquire(signal, (wait) =>
@@ -224,6 +262,19 @@ export class OktaSource {
     const ceiling = Math.min(maxBackoffMs, initialBackoffMs * 2 ** Math.min(attempt, 30));
     return ceiling / 2 + this.#random() * (ceiling / 2);
   }
+}
+
+interface FetchedBody {
+  page: FetchedPage;
+  spans: EventSpans;
+}
+
+type ReadAheadResult = { ok: true; page: FetchedBody } | { ok: false; error: unknown };
+
+/** The next page of a cycle, being fetched while the current one is delivered. */
+interface ReadAhead {
+  result: Promise<ReadAheadResult>;
+  abort: () => void;
 }
 
 /** A 200 whose body is not a whole JSON array of events is a failed fetch like any other: retried. */
