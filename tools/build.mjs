@@ -1,0 +1,91 @@
+/*
+ * The second half of `npm run build`, after tsc has compiled src/ into dist/: copies the files tsc does not
+ * emit (the built-in Lua script, the console's static assets) and bundles the CLI into dist/bundle/, which
+ * bin/oktail.js loads.
+ *
+ * Why a bundle: a short command such as `oktail validate` spent most of its time opening and compiling some
+ * 230 modules (zod and yaml alone are 170 files). Bundled, the same code is a handful of files. Only the
+ * packages on the short commands' start-up path are bundled; every other package (the HTTP stack, the
+ * sinks' clients, pino, wasmoon) stays external and loads from node_modules exactly as from dist/, so what
+ * `run` executes of them is unchanged. The dynamic imports in src/cli stay dynamic: with code splitting
+ * each becomes a chunk loaded only by the command that needs it.
+ *
+ * dist/bundle/ sits at the same depth as dist's own folders, so the paths src/ computes from
+ * `import.meta.url` (`../../package.json`, `../script/okta.lua`, `../console/static/`) resolve to the same
+ * files from either layout. The script worker is an entry point of its own, so `./script-worker.js` beside
+ * the module that starts it exists in both layouts.
+ */
+import { cpSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const dist = join(root, 'dist');
+
+cpSync(join(root, 'src/script/okta.lua'), join(dist, 'script/okta.lua'));
+cpSync(join(root, 'src/console/static'), join(dist, 'console/static'), { recursive: true });
+
+/** Packages compiled into the bundle: everything `--help`, `validate`, `state` and `config` load at start. */
+const BUNDLED = new Set(['commander', '@commander-js/extra-typings', 'yaml', 'zod']);
+
+const packageName = (specifier) => {
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+};
+
+/** Leaves every bare import outside BUNDLED to Node's own resolution at run time. */
+const externalPackages = {
+  name: 'oktail-external-packages',
+  setup(b) {
+    b.onResolve({ filter: /^[^./]/ }, (args) => {
+      if (args.path.startsWith('node:') || BUNDLED.has(packageName(args.path))) return undefined;
+      return { path: args.path, external: true };
+    });
+  },
+};
+
+/*
+ * zod's classic API re-exports all of its ~50 locales as `z.locales`, which keeps them in the bundle
+ * (a few hundred KB to compile at every start) although oktail's messages are English only. zod itself
+ * imports `../locales/en.js` directly for its default, so only the `locales` namespace shrinks to `{ en }`.
+ */
+const zodEnglishOnly = {
+  name: 'oktail-zod-english-only',
+  setup(b) {
+    const zodDir = dirname(createRequire(import.meta.url).resolve('zod/package.json'));
+    const en = join(zodDir, 'v4/locales/en.js');
+    b.onResolve({ filter: /^\.\.\/locales\/index\.js$/ }, (args) =>
+      args.importer.startsWith(zodDir)
+        ? { path: 'zod-locales-en', namespace: 'oktail-zod-locales' }
+        : undefined,
+    );
+    b.onLoad({ filter: /.*/, namespace: 'oktail-zod-locales' }, () => ({
+      contents: `export { default as en } from ${JSON.stringify(en)};`,
+      resolveDir: zodDir,
+      loader: 'js',
+    }));
+  },
+};
+
+const outdir = join(dist, 'bundle');
+rmSync(outdir, { recursive: true, force: true });
+await build({
+  // Flat names keep every output file directly in dist/bundle/ (see above).
+  entryPoints: { main: join(dist, 'cli/main.js'), 'script-worker': join(dist, 'script/script-worker.js') },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  chunkNames: 'chunk-[hash]',
+  sourcemap: true,
+  plugins: [externalPackages, zodEnglishOnly],
+  // commander and yaml are CommonJS; their `require('node:…')` calls need a real `require` in an ES module.
+  banner: {
+    js: "import { createRequire as __oktailCreateRequire } from 'node:module'; const require = __oktailCreateRequire(import.meta.url);",
+  },
+  logLevel: 'warning',
+});
