@@ -30,12 +30,16 @@ cpSync(join(root, 'src/console/static'), join(dist, 'console/static'), { recursi
 /** Packages compiled into the bundle: everything `--help`, `validate`, `state` and `config` load at start. */
 const BUNDLED = new Set(['commander', '@commander-js/extra-typings', 'yaml', 'zod']);
 
+/** @param {string} specifier */
 const packageName = (specifier) => {
   const parts = specifier.split('/');
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 };
 
-/** Leaves every bare import outside BUNDLED to Node's own resolution at run time. */
+/**
+ * Leaves every bare import outside BUNDLED to Node's own resolution at run time.
+ * @type {import('esbuild').Plugin}
+ */
 const externalPackages = {
   name: 'oktail-external-packages',
   setup(b) {
@@ -46,10 +50,11 @@ const externalPackages = {
   },
 };
 
-/*
+/**
  * zod's classic API re-exports all of its ~50 locales as `z.locales`, which keeps them in the bundle
  * (a few hundred KB to compile at every start) although oktail's messages are English only. zod itself
  * imports `../locales/en.js` directly for its default, so only the `locales` namespace shrinks to `{ en }`.
+ * @type {import('esbuild').Plugin}
  */
 const zodEnglishOnly = {
   name: 'oktail-zod-english-only',
