@@ -9,4 +9,5 @@ import { setFlagsFromString } from 'node:v8';
 // effect set here, before any module loads. The other commands start a little faster without it.
 const command = process.argv[2];
 if (command === 'run' || command === 'demo') setFlagsFromString('--semi-space-growth-factor=1');
-await import('../dist/cli/main.js');
+// The bundle of dist/ that `npm run build` writes (tools/build.mjs): a few files to load instead of hundreds.
+await import('../dist/bundle/main.js');

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 
 /*
  * Building blocks shared by the config schema and the components' own schemas (each source and sink

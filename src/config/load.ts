@@ -122,7 +122,9 @@ export function parseConfig(text: string, options: ParseOptions): Config {
     allowedKeys: (path: readonly PathSegment[]) => allowedKeysAt(ConfigSchema, data, path),
   };
 
-  const result = ConfigSchema.safeParse(data);
+  // jitless: zod would otherwise generate and compile a fast path for every object schema on this first
+  // and only parse, which costs the short commands (validate, state) more than the parse itself.
+  const result = ConfigSchema.safeParse(data, { jitless: true });
   if (!result.success) {
     const failed = interpolation.problems.map((p) => formatPath(p.path));
     for (const issue of result.error.issues) {

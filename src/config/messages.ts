@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import type { PathSegment } from './errors.js';
 import { editDistance } from '../core/edit-distance.js';
 

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { REDACT_PATHS } from '../telemetry/logger.js';
 import { fieldMarksAt } from './messages.js';
 import { describe, expect, it } from 'vitest';

@@ -29,7 +29,8 @@ import { listen } from '../telemetry/listen.js';
 
 export const SESSION_COOKIE = 'oktail_session';
 const MAX_BODY = 1024 * 1024;
-const STATIC_DIR = new URL('./static/', import.meta.url);
+// Through `../console/`: the same folder from dist/console/ and from a chunk of dist/bundle/.
+const STATIC_DIR = new URL('../console/static/', import.meta.url);
 const ASSETS: Record<string, string> = {
   '/assets/app.js': 'text/javascript; charset=utf-8',
   '/assets/app.css': 'text/css; charset=utf-8',

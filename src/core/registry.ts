@@ -1,4 +1,4 @@
-import type { z } from 'zod';
+import type * as z from 'zod';
 import type { ProxyConfig } from '../config/proxy.js';
 import type { PipelineSource } from '../pipeline/pipeline.js';
 import type { Logger } from '../telemetry/logger.js';

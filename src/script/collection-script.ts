@@ -19,7 +19,8 @@ export { DEFAULT_LIMITS, ScriptFailure, type ScriptLimits } from './failure.js';
 export { REQUIRED_HOOKS, type ScriptIssue } from './script-checks.js';
 
 export const BUILTIN_SCRIPT_NAME = 'okta.lua (built-in)';
-const BUILTIN_URL = new URL('./okta.lua', import.meta.url);
+// Through `../script/`: the same file from dist/script/ and from a chunk of dist/bundle/.
+const BUILTIN_URL = new URL('../script/okta.lua', import.meta.url);
 
 /** Longest URL a script may return; anything longer is a bug, not a request. */
 const MAX_URL_LENGTH = 16 * 1024;

@@ -358,7 +358,8 @@ export function baselineWasmOnly(): void {
 }
 
 /**
- * Starts the worker from the compiled `script-worker.js` next to this module, or, when this module runs
+ * Starts the worker from the compiled `script-worker.js` next to this module (in dist/script/, or in
+ * dist/bundle/, where the worker is an entry point of its own), or, when this module runs
  * from its TypeScript source (tests), from `script-worker.ts` through tsx's loader. Node 20 does not
  * apply `--import` loaders given in a worker's `execArgv` to the worker's entry point, so the loader is
  * registered by a small bootstrap first.

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FilePath, Inputs } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import { hasTimeFields, STRFTIME_HELP, unknownStrftimeFields } from '../shared/strftime.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { HTTP_TOKEN, Inputs, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import { batchSchema, requestSchema, SinkTlsSchema } from '../shared/config.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Inputs, secretString } from '../../config/fields.js';
 import type { StoreTransaction } from '../../core/checkpoint.js';
 import { OktailError } from '../../core/errors.js';

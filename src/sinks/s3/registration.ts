@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Inputs, intBetween, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import { networkSinkSettings, requestSchema } from '../shared/config.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import type { ConnectionOptions } from 'node:tls';
-import { z } from 'zod';
+import * as z from 'zod';
 import { OktailError } from '../../core/errors.js';
 import { FilePath, intBetween, secretString } from '../../config/fields.js';
 import type { NetworkSinkSettings } from './network-sink.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { VERSION } from '../../core/version.js';
 import { Inputs, intBetween, secretString } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { Inputs } from '../../config/fields.js';
 import type { SinkRegistration } from '../../core/registry.js';
 import { StdoutSink } from './stdout-sink.js';

@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FilePath, intBetween } from '../../config/fields.js';
 import { ProxySchema } from '../../config/proxy.js';
 import { AuthSchema } from './auth/schema.js';

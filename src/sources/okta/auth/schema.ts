@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { FilePath, HTTP_TOKEN, secretString } from '../../../config/fields.js';
 
 /*
