@@ -39,8 +39,8 @@ export interface FetchedPage {
   /** Lower-case header names. */
   headers: Record<string, string>;
   /**
-   * For a 200, a view on the client's reused body buffer: valid until the client's next `fetch`, which
-   * overwrites it (a source renders a page into its own buffer before it fetches the next one).
+   * For a 200, a view on one of the client's reused body buffers (the one `fetch` was asked for): valid
+   * until the next `fetch` into the same buffer, which overwrites it.
    */
   body: Buffer;
   /** Local clock when the response headers arrived. */
@@ -68,13 +68,14 @@ export class OktaHttpClient implements AuthTransport {
   readonly #userAgent: string;
   readonly #beforeRequest: (() => Promise<void>) | undefined;
   /**
-   * Every 200 body is read into this one buffer. A fresh 2 MB buffer per page (plus the chunks it was
+   * Every 200 body is read into one of two buffers (the second is used only by a source that reads a
+   * page ahead while a script still reads the current one). A fresh 2 MB buffer per page (plus the chunks it was
    * assembled from) lives outside V8's heap, which frees it only when it next collects: pages allocate
    * so little inside the heap that tens of MB of dead bodies piled up between collections. It is shared
    * memory, so a script's thread reads a page where it is instead of receiving a copy or the buffer
    * itself (moving a buffer between threads costs more than its bytes' worth).
    */
-  #bodyBuffer: Buffer = Buffer.alloc(0);
+  #bodyBuffers: [Buffer, Buffer] = [Buffer.alloc(0), Buffer.alloc(0)];
 
   constructor(settings: OktaClientSettings) {
     this.origin = `https://${settings.domain}`;
@@ -115,7 +116,8 @@ export class OktaHttpClient implements AuthTransport {
     return url;
   }
 
-  async fetch(url: URL, signal: AbortSignal): Promise<FetchedPage> {
+  /** `buffer`: which of the two body buffers a 200 body is read into (see `FetchedPage.body`). */
+  async fetch(url: URL, signal: AbortSignal, buffer: 0 | 1 = 0): Promise<FetchedPage> {
     if (url.origin !== this.origin) throw this.#foreign(url);
     for (let attempt = 0; ; attempt++) {
       const authHeaders = await this.auth.headers('GET', url, signal);
@@ -146,7 +148,7 @@ export class OktaHttpClient implements AuthTransport {
       try {
         body =
           res.statusCode === 200
-            ? await this.#readBody(res.body, headers['content-length'])
+            ? await this.#readBody(res.body, headers['content-length'], buffer)
             : await readCapped(res.body);
       } catch (err) {
         if (signal.aborted) throw err;
@@ -199,8 +201,12 @@ export class OktaHttpClient implements AuthTransport {
     await this.#dispatcher.close();
   }
 
-  async #readBody(body: Dispatcher.ResponseData['body'], contentLength: string | undefined): Promise<Buffer> {
-    let buffer = this.#bodyBuffer;
+  async #readBody(
+    body: Dispatcher.ResponseData['body'],
+    contentLength: string | undefined,
+    slot: 0 | 1,
+  ): Promise<Buffer> {
+    let buffer = this.#bodyBuffers[slot];
     const expected = contentLength === undefined ? NaN : Number(contentLength);
     if (Number.isSafeInteger(expected) && expected > buffer.length) buffer = grown(buffer, 0, expected);
     let size = 0;
@@ -209,7 +215,7 @@ export class OktaHttpClient implements AuthTransport {
       chunk.copy(buffer, size);
       size += chunk.length;
     }
-    this.#bodyBuffer = buffer;
+    this.#bodyBuffers[slot] = buffer;
     return buffer.subarray(0, size);
   }
 

@@ -20,18 +20,20 @@ interface Call {
 
 /**
  * An org whose every answer the test gives by hand. Like the real client, it reads every 200 body into
- * one reused buffer, so a page that still pointed into it after the next fetch would show other bytes.
+ * one of two reused buffers, so a page that still pointed into one after the next fetch into it would
+ * show other bytes.
  */
 class FakeClient {
   readonly origin = ORIGIN;
   readonly calls: Call[] = [];
-  #body = Buffer.alloc(64 * 1024);
+  readonly #bodies = [Buffer.alloc(64 * 1024), Buffer.alloc(64 * 1024)] as const;
 
   resolve(urlOrPath: string): URL {
     return new URL(urlOrPath, ORIGIN);
   }
 
-  fetch(url: URL, signal: AbortSignal): Promise<FetchedPage> {
+  fetch(url: URL, signal: AbortSignal, buffer: 0 | 1 = 0): Promise<FetchedPage> {
+    const body = this.#bodies[buffer];
     return new Promise<FetchedPage>((resolve, reject) => {
       const call: Call = {
         path: url.pathname,
@@ -45,13 +47,13 @@ class FakeClient {
             return;
           }
           const json = JSON.stringify(events.map((n) => ({ uuid: `e${n}`, published: `t${n}`, n })));
-          const size = this.#body.write(json);
+          const size = body.write(json);
           call.settled = true;
           resolve({
             url: url.href,
             status: 200,
             headers: {},
-            body: this.#body.subarray(0, size),
+            body: body.subarray(0, size),
             receivedAtMs: Date.now(),
             ms: 1,
           });
@@ -261,14 +263,25 @@ describe('OktaSource read-ahead', () => {
     expect(client.calls.length).toBe(2);
   });
 
-  it('is done with the body before reading ahead when a page transform runs on it', async () => {
-    let requestsDuringTransform: number | null = null;
+  it('reads ahead into the other body buffer while a page transform still reads the current page', async () => {
+    const requestsDuringTransform: number[] = [];
     const org: { client?: FakeClient } = {};
-    const logic = chain(2, {
+    const logic = chain(3, {
       transformPage: async (events) => {
-        // A script's thread reads the shared body in place; it answers a moment later.
-        await new Promise((r) => setTimeout(r, 20));
-        requestsDuringTransform = org.client!.calls.length;
+        // A script's thread reads the shared body in place, a while after the next page arrived.
+        const firstEvent = () =>
+          Buffer.from(events.body.subarray(events.offsets[0], events.offsets[1])).toString('utf8');
+        const seen = firstEvent();
+        const page = requestsDuringTransform.length + 1;
+        if (page < 3) {
+          // The next page is requested while this transform has not answered yet.
+          const calls = await requests(org.client!, page + 1);
+          calls[page]!.answer([11 + page, 20, 30]);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        requestsDuringTransform.push(org.client!.calls.length);
+        // Still the page this transform was given: the read-ahead went to the other buffer.
+        expect(firstEvent()).toBe(seen);
         return {
           edits: new Uint8Array(events.count).fill(EventEdit.ADDED),
           text: Array.from({ length: events.count }, () => '"seen":true'),
@@ -280,13 +293,12 @@ describe('OktaSource read-ahead', () => {
     const pages = source.cycle({}, new AbortController().signal);
     const first = pages.next();
     (await requests(client, 1))[0]!.answer([1]);
-    // The read-ahead starts only once the transform answered and the page was rendered.
-    await vi.waitFor(() => expect(requestsDuringTransform).toBe(1), { timeout: 10_000, interval: 1 });
     const p1 = (await first).value as SourcePage;
-    const calls = await requests(client, 2);
-    calls[1]!.answer([2, 3, 4]);
-    await new Promise((r) => setTimeout(r, 20));
     expect(p1.batch.data.toString()).toBe('{"uuid":"e1","published":"t1","n":1,"seen":true}\n');
-    expect(lines((await pages.next()).value as SourcePage)).toEqual([2, 3, 4]);
+    expect(lines((await pages.next()).value as SourcePage)).toEqual([12, 20, 30]);
+    expect(lines((await pages.next()).value as SourcePage)).toEqual([13, 20, 30]);
+    expect((await pages.next()).done).toBe(true);
+    // Each page's read-ahead was already under way while the page before it was transformed (none after the last).
+    expect(requestsDuringTransform).toEqual([2, 3, 3]);
   });
 });

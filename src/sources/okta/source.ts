@@ -91,10 +91,15 @@ export class OktaSource {
    */
   async *cycle(state: JsonObject, signal: AbortSignal): AsyncGenerator<SourcePage> {
     const { client, logic } = this.#o;
+    // A script reads the page for a while (in its own thread): the next page is then read ahead into the
+    // client's second body buffer, at once, so the fetch overlaps the script as well as the delivery.
+    // Without a script, rendering is short and one buffer (less memory) does.
+    const scripted = logic.transformPage !== undefined || logic.transform !== undefined;
+    let buffer: 0 | 1 = 0;
     let ahead: ReadAhead | null = null;
     try {
       const first = client.resolve(await logic.cycleRequest(state));
-      let fetched = await this.#fetchPage(first, signal).catch((err: unknown) => {
+      let fetched = await this.#fetchPage(first, signal, buffer).catch((err: unknown) => {
         throw withRecoveryCommand(err, this.name, state, this.#o.configPath);
       });
       for (;;) {
@@ -104,11 +109,14 @@ export class OktaSource {
         // Checked before delivery: a next link to another origin halts the source at a position a restart
         // reaches again, instead of committing a state that points elsewhere.
         const next: URL | null = decision.next === null ? null : client.resolve(decision.next);
-        // The page's bytes live in the client's body buffer, which the read-ahead overwrites: rendering
-        // (a script's thread included) is finished with them before it starts.
+        // The page's bytes live in a client body buffer that a read-ahead into the same buffer overwrites:
+        // with one buffer, rendering is finished with them before the read-ahead starts.
+        const nextBuffer: 0 | 1 = scripted ? ((1 - buffer) as 0 | 1) : 0;
+        if (next !== null && scripted) ahead = this.#readAhead(next, signal, nextBuffer);
         const batch = await this.#render(page.body, spans);
         const newestPublished = meta.last?.published ?? null;
-        if (next !== null) ahead = this.#readAhead(next, signal);
+        if (next !== null && !scripted) ahead = this.#readAhead(next, signal, nextBuffer);
+        buffer = nextBuffer;
         yield { batch, state: decision.state, newestPublished };
         state = decision.state;
         if (ahead === null) return;
@@ -128,12 +136,12 @@ export class OktaSource {
   }
 
   /** Starts fetching `url` now; its outcome, success or failure, waits in `result` without surfacing. */
-  #readAhead(url: URL, signal: AbortSignal): ReadAhead {
+  #readAhead(url: URL, signal: AbortSignal, buffer: 0 | 1): ReadAhead {
     const controller = new AbortController();
     const stop = (): void => controller.abort(signal.reason);
     if (signal.aborted) stop();
     else signal.addEventListener('abort', stop, { once: true });
-    const result = this.#fetchPage(url, controller.signal).then(
+    const result = this.#fetchPage(url, controller.signal, buffer).then(
       (page): ReadAheadResult => ({ ok: true, page }),
       (error: unknown): ReadAheadResult => ({ ok: false, error }),
     );
@@ -193,7 +201,7 @@ export class OktaSource {
   }
 
   /** One page, retried until it arrives whole or a non-retryable answer halts the source. */
-  async #fetchPage(url: URL, signal: AbortSignal): Promise<FetchedBody> {
+  async #fetchPage(url: URL, signal: AbortSignal, buffer: 0 | 1): Promise<FetchedBody> {
     const { client, limiter, telemetry } = this.#o;
     for (let attempt = 0; ; attempt++) {
       const done = await limiter.acquire(signal, (wait) =>
@@ -202,7 +210,7 @@ export class OktaSource {
       let info: RateLimitInfo | null = null;
       let failure: unknown;
       try {
-        const page = await client.fetch(url, signal);
+        const page = await client.fetch(url, signal, buffer);
         info = readRateLimit(page.headers, page.receivedAtMs);
         const spans = scanBody(page);
         telemetry.pageFetched({
