@@ -434,9 +434,11 @@ function leanerSection(
       'at 01:41 UTC at 1.8, the Lua line on 2026-11-28 23:51 UTC at 15). The machine is shared: wall times and ' +
       'events/s move with its load (load average when each scenario above started: ' +
       `${[...new Set(loads)].join('; ')}). CPU per event moves less, but moves too: two busy cores share caches.` +
-      ' Outside the bench, the same 200,000 events through the CLI into the file sink at load average 5.5 ' +
-      '(2026-11-29 03:09 UTC), one run each: 29,850 events/s without a transform, 15,500 with the one ' +
-      'adding a field, 29,400 with `return e`: the Lua goals hold on a quieter machine, not at load 10.',
+      ' The Lua lines gained most from reading ahead: the source fetches the next page while the current one ' +
+      "is delivered, and with a script into the client's second body buffer while the script's thread still " +
+      'reads the current page, so a page costs the longer of its fetch and its transform rather than both. ' +
+      'Start-up gained from the bundle (dist/bundle/, made by tools/build.mjs): `validate` opened 227 ' +
+      'JavaScript files before it, 27 with it.',
     '',
     ...rows,
     '',
@@ -509,35 +511,35 @@ function sinksSection(sk: SinksResult): string[] {
  */
 const SINK_NOTES = [
   "Where the network sinks' CPU went, from `node --cpu-prof` of each run (`BENCH_CPU_PROF_DIR=<dir>` makes " +
-    'the harness profile every measured process): reading `uuid`, `published`, `eventType` and `severity` out ' +
-    "of every event's bytes was the largest cost every network sink had beyond the file sink's (4-20 % of each " +
-    'profile, idle time included), then the garbage of one object per event in the shared helper and of assembling request bodies ' +
-    'from a buffer per event. Since then the helper holds runs of pages and hands drivers a view over them ' +
-    "(no object per event; http and s3 send the page's own NDJSON bytes), each field is read only when a " +
-    "driver asks for it and only as far into the event as it lies (http reads none, s3 the first event's, " +
-    "splunk_hec only `published`), the walk is about twice as fast (1,000 events of the emulator's: 8.0 to " +
-    '4.3 µs per event for all four fields, 2.4 µs for `published` alone, best of 15 on a loaded machine), the ' +
-    'batch keeps field positions instead of strings (strings that outlive the young generation make every ' +
-    'collection dearer), bodies are written into one buffer, Elasticsearch reads an all-created `_bulk` answer ' +
-    "without building an object per item, and postgres sends the events as the parameter's binary form (their " +
-    'UTF-8 bytes) instead of decoding 2 MB per page into a string that node-postgres encodes back.',
+    'the harness profile every measured process) and from `process.memoryUsage()` sampled every 10 ms: ' +
+    "reading `uuid`, `published`, `eventType` and `severity` out of every event's bytes, and strings made per " +
+    'event that lived as long as a request was in flight. Those outlived the young generation (which `run` ' +
+    'keeps small, see the million above), so the old generation filled with them and the collector ran a full ' +
+    'collection every few pages: the syslog run peaked at 65 MB of JavaScript heap and 146 MB RSS, postgres ' +
+    'at 62 MB of heap, where the file sink stays at 25 MB.',
   '',
-  'The same trial before and after these changes, one right after the other on 2026-11-29 from 02:29 UTC ' +
-    '(`--sink-events 100000`, one round each; load average 8 to 14 throughout, so single runs move by 10-20 %), ' +
-    "CPU over each run's own file sink, before -> after: http 1.99x -> 1.22x, splunk_hec 1.86x -> 1.76x, " +
-    'elasticsearch 1.91x -> 1.59x, postgres 1.70x -> 1.80x (2,911 -> 3,309 events/s), syslog 1.48x -> 1.39x, ' +
-    's3 2.02x -> 1.71x (s3_uncompressed 1.46x).',
+  "What changed: the page scan notes where each event's four fields lie while it walks the event's top level " +
+    'anyway, so sinks read them without walking events again (one page of 1,000 emulator events, best of 60 on ' +
+    'a loaded machine: scan and render 4.16 -> 4.27 µs per event; with `published` read 6.76 -> 4.53, with ' +
+    '`uuid` and `published` 7.74 -> 4.29, all four 7.84 -> 4.66). syslog, splunk_hec and elasticsearch write ' +
+    'their framing into the body piece by piece instead of a header string per event (syslog into one reused ' +
+    'buffer); postgres sends uuid, published, eventType and source as one array literal each, as bytes, instead ' +
+    "of node-postgres's quoted string per element, and the page's own NDJSON as the events parameter. In one " +
+    'trial each (2026-11-29, load 3-5): syslog peak RSS 146 -> 107 MB and JavaScript heap 65 -> 26 MB; ' +
+    'postgres heap 62 -> 24 MB and CPU 1.9x -> 1.1x the file sink.',
   '',
-  "s3's default `compression: gzip` is most of its cost: gzip at zlib's default level 6 takes about 65 ms per " +
-    "2 MB page (65 µs per event, three times the file sink's whole cost per event); level 1 about 23 ms. The " +
-    's3_uncompressed line is the same sink without it.',
+  "s3's default is now gzip level 3 (`compression_level`): zlib's levels 1-3 use its fast strategy. On the " +
+    "emulator's events (20 pages, one trial on a loaded machine) levels 1-3 took 7-9 µs per event and shrank them " +
+    "8.6-8.8 times, level 6 (zlib's default, the sink's until then) 19-22 µs for 10.9 times. The " +
+    's3_uncompressed line is the same sink without compression.',
   '',
-  'postgres is bound by the server, not by oktail (the oktail process is idle two thirds of the run): on this ' +
-    'machine, shared with other work at a load average of 10 to 12, one backend turned 1,000-event texts into ' +
-    '`jsonb` (`string_to_array` and `::jsonb`, nothing stored) at 9,300-11,600 events/s, and the whole INSERT ' +
-    'with the primary key at 2,800-6,000 events/s. The events are stored with lz4 instead of pglz when the ' +
-    'server has it (`default_toast_compression`, set per connection): 2,700-4,700 events/s became 5,000-7,900 ' +
-    'in the same minutes. Splitting a request into statements on two connections measured another 1.05-1.8x, but ' +
-    'the sink promises one transaction per batch (and arrival order), so it is not done.',
+  'postgres is bound by the server: measured from /proc of the backend (its own CPU time, so the load of the ' +
+    'machine matters little), one INSERT of a 1,000-event page costs the backend 47.5-49.5 ms of CPU, about 23 ms ' +
+    'of it turning the texts into `jsonb` (the same INSERT into a `text` column: 24.5-25 ms). A `COLLATE "C"` ' +
+    'uuid key changed nothing (47.5-47.8 ms), nor did COPY (binary) into a temporary table followed by INSERT ... ' +
+    'SELECT ... ON CONFLICT (47.7-52.8 ms). So one backend at a full core stores at most about 21,000 events/s, ' +
+    'while the collector and the emulator share the other core. Reading ahead lets the backend work while the ' +
+    'collector fetches the next page. The events are stored with lz4 instead of pglz when the server has it ' +
+    '(`default_toast_compression`, set per connection), which cost the server a third less.',
   '',
 ];
