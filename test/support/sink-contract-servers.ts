@@ -52,6 +52,7 @@ export const postgresEntry: ContractEntry = {
         '    request: { timeout_secs: 10, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
       ],
       env: { PG_URL: server.url('security', 'oktail', password) },
+      unorderedWithinPage: true,
       read: async () => {
         if (stopped) return [];
         const { rows } = await server.query<{ uuid: string }>(

@@ -27,6 +27,11 @@ export interface ContractDestination {
    * bytes) first waits until it holds that many.
    */
   read(stdout: string, atLeast?: number): Promise<string[]>;
+  /**
+   * A page may reach the destination as several requests at once, so events of one page can arrive in
+   * another order (postgres: two transactions per page, on two connections); each must still arrive once.
+   */
+  unorderedWithinPage?: boolean;
   /** Makes the destination unreachable or failing transiently (absent: it cannot go down). */
   down?(): Promise<void>;
   up?(): Promise<void>;
