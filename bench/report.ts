@@ -516,7 +516,7 @@ const SINK_NOTES = [
     'event that lived as long as a request was in flight. Those outlived the young generation (which `run` ' +
     'keeps small, see the million above), so the old generation filled with them and the collector ran a full ' +
     'collection every few pages: the syslog run peaked at 65 MB of JavaScript heap and 146 MB RSS, postgres ' +
-    'at 62 MB of heap, where the file sink stays at 25 MB.',
+    '(its short columns already one string each) at 45 MB of heap, where the file sink stays at 25 MB.',
   '',
   "What changed: the page scan notes where each event's four fields lie while it walks the event's top level " +
     'anyway, so sinks read them without walking events again (one page of 1,000 emulator events, best of 60 on ' +
@@ -526,7 +526,7 @@ const SINK_NOTES = [
     'buffer); postgres sends uuid, published, eventType and source as one array literal each, as bytes, instead ' +
     "of node-postgres's quoted string per element, and the page's own NDJSON as the events parameter. In one " +
     'trial each (2026-11-29, load 3-5): syslog peak RSS 146 -> 107 MB and JavaScript heap 65 -> 26 MB; ' +
-    'postgres heap 62 -> 24 MB and CPU 1.9x -> 1.1x the file sink.',
+    'postgres heap 45 -> 24 MB, and CPU 1.9x the file sink (the quiet run of 04:31 UTC) -> 1.1x.',
   '',
   "s3's default is now gzip level 3 (`compression_level`): zlib's levels 1-3 use its fast strategy. On the " +
     "emulator's events (20 pages, best of 7 on 2026-11-29 06:13 UTC at load 1.3) level 1 took 9.5 µs per event and " +
