@@ -6,6 +6,7 @@
  * re-parsed and re-serialised, so Splunk indexes exactly what Okta sent (plus oktail's tag).
  */
 
+import { decimalDigits, writeDecimal } from '../shared/decimal.js';
 import type { SinkItems } from '../shared/network-sink.js';
 
 /** What framing needs of a request's events (a subset of the shared helper's `SinkItems`). */
@@ -87,7 +88,7 @@ const TIME_KEY = Buffer.from('"time":');
 function timeLength(ms: number): number {
   if (!Number.isFinite(ms)) return 0;
   const seconds = Math.floor(Math.abs(ms) / 1000);
-  return TIME_KEY.length + (ms < 0 ? 1 : 0) + digits(seconds) + 4 + 1;
+  return TIME_KEY.length + (ms < 0 ? 1 : 0) + decimalDigits(seconds) + 4 + 1;
 }
 
 /** Writes `"time":<hecTime(ms)>,` at `at` (nothing when NaN); returns the offset after it. */
@@ -104,24 +105,6 @@ function writeTime(out: Buffer, at: number, ms: number): number {
   out[at++] = 0x30 + (millis % 10);
   out[at++] = 0x2c;
   return at;
-}
-
-function digits(n: number): number {
-  let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
-  return d;
-}
-
-function writeDecimal(out: Buffer, at: number, n: number): number {
-  const end = at + digits(n);
-  for (let k = end - 1; k >= at; k--) {
-    out[k] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  return end;
 }
 
 const CLOSE = Buffer.from('}\n');

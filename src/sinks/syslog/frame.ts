@@ -1,3 +1,4 @@
+import { decimalDigits, writeDecimal } from '../shared/decimal.js';
 import { itemsOf, type SinkItem, type SinkItems } from '../shared/network-sink.js';
 
 /** RFC 5424 facility names and codes (section 6.2.1), by the names syslog.conf uses. */
@@ -117,6 +118,7 @@ export function syslogFrames(
   const msgids: string[] = new Array<string>(items.length);
   const pris = new Uint8Array(items.length);
   const hostnames: string[] = new Array<string>(items.length);
+  const lengths = new Uint32Array(items.length);
   const msgidOf = new Map<string | null, string>();
   let total = 0;
   let lastDomain: string | null = null;
@@ -141,8 +143,14 @@ export function syslogFrames(
     pris[i] = pri;
     // `<PRI>1 TIMESTAMP HOSTNAME oktail - MSGID - ` then MSG: all printable ASCII but MSG.
     const length =
-      HEADER_FIXED + digits(pri) + timestamp.length + hostname.length + msgid.length + items.byteLength(i);
-    total += digits(length) + 1 + length;
+      HEADER_FIXED +
+      decimalDigits(pri) +
+      timestamp.length +
+      hostname.length +
+      msgid.length +
+      items.byteLength(i);
+    lengths[i] = length;
+    total += decimalDigits(length) + 1 + length;
   }
   const out = output ? output(total) : Buffer.allocUnsafe(total);
   let at = 0;
@@ -151,9 +159,7 @@ export function syslogFrames(
     const timestamp = timestamps[i] as string;
     const host = hostnames[i] as string;
     const msgid = msgids[i] as string;
-    const length =
-      HEADER_FIXED + digits(pri) + timestamp.length + host.length + msgid.length + items.byteLength(i);
-    at = writeDecimal(out, at, length);
+    at = writeDecimal(out, at, lengths[i] as number);
     out[at++] = 0x20;
     out[at++] = 0x3c; // <
     at = writeDecimal(out, at, pri);
@@ -175,22 +181,3 @@ const APP_NAME = Buffer.from(' oktail - ');
 const NO_STRUCTURED_DATA = Buffer.from(' - ');
 /** The header's bytes besides PRI, TIMESTAMP, HOSTNAME and MSGID: `<`, `>1 `, ` `, APP_NAME, ` - `. */
 const HEADER_FIXED = 1 + 3 + 1 + APP_NAME.length + NO_STRUCTURED_DATA.length;
-
-function digits(n: number): number {
-  let d = 1;
-  while (n >= 10) {
-    n = Math.floor(n / 10);
-    d++;
-  }
-  return d;
-}
-
-/** `n` (a non-negative integer) in decimal at `at`; returns the offset after it. */
-function writeDecimal(out: Buffer, at: number, n: number): number {
-  const end = at + digits(n);
-  for (let k = end - 1; k >= at; k--) {
-    out[k] = 0x30 + (n % 10);
-    n = Math.floor(n / 10);
-  }
-  return end;
-}
