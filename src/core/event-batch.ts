@@ -28,6 +28,8 @@ const DONE = 0xffffffff;
 export interface EventFields {
   uuid(i: number): string | null;
   published(i: number): string | null;
+  /** `published` as epoch milliseconds; NaN when absent or not a date. */
+  publishedMs(i: number): number;
   eventType(i: number): string | null;
   severity(i: number): string | null;
 }
@@ -112,6 +114,7 @@ export function eventFields(batch: EventBatch): EventFields {
   return {
     uuid: (i) => batch.uuids[i] ?? null,
     published: (i) => batch.published[i] ?? null,
+    publishedMs: (i) => parseTimestamp(batch.published[i] ?? null),
     eventType: (i) => batch.eventTypes[i] ?? null,
     severity: (i) => batch.severities[i] ?? null,
   };
@@ -155,6 +158,20 @@ class LazyFields implements EventFields {
 
   published(i: number): string | null {
     return this.#get(i, PUBLISHED);
+  }
+
+  publishedMs(i: number): number {
+    if (i < 0 || i >= this.#starts.length) return NaN;
+    const slot = i * FIELD_COUNT + PUBLISHED;
+    if (this.#from[slot] === UNKNOWN) this.#readUntil(i, PUBLISHED);
+    const from = this.#from[slot] as number;
+    if (from === ABSENT || from === UNKNOWN) return NaN;
+    // Read from the bytes: a string per event only to parse it cost sinks more than framing the event.
+    if (this.#escaped[slot] !== 1) {
+      const ms = isoMillis(this.#data, from, this.#to[slot] as number);
+      if (ms !== null) return ms;
+    }
+    return parseTimestamp(this.#get(i, PUBLISHED));
   }
 
   eventType(i: number): string | null {
@@ -291,4 +308,58 @@ export function topLevelFieldId(d: Buffer, from: number, to: number): number {
 function sameBytes(d: Buffer, at: number, key: Buffer): boolean {
   for (let j = 0; j < key.length; j++) if (d[at + j] !== key[j]) return false;
   return true;
+}
+
+/** `Date.parse` of a `published` value; NaN for null. */
+export function parseTimestamp(published: string | null): number {
+  return published === null ? NaN : Date.parse(published);
+}
+
+/**
+ * Epoch milliseconds of `YYYY-MM-DDTHH:MM:SS.mmmZ` (Okta's spelling of `published`) in `data[from, to)`;
+ * null for any other spelling or an out-of-range part, which `Date.parse` then judges.
+ */
+export function isoMillis(data: Uint8Array, from: number, to: number): number | null {
+  if (to - from !== 24) return null;
+  if (
+    data[from + 4] !== 0x2d ||
+    data[from + 7] !== 0x2d ||
+    data[from + 10] !== 0x54 ||
+    data[from + 13] !== 0x3a ||
+    data[from + 16] !== 0x3a ||
+    data[from + 19] !== 0x2e ||
+    data[from + 23] !== 0x5a
+  ) {
+    return null;
+  }
+  const year = digits(data, from, 4);
+  const month = digits(data, from + 5, 2);
+  const day = digits(data, from + 8, 2);
+  const hour = digits(data, from + 11, 2);
+  const minute = digits(data, from + 14, 2);
+  const second = digits(data, from + 17, 2);
+  const millis = digits(data, from + 20, 3);
+  // Date.UTC carries an overflowing part into the next one, and reads years 0-99 as 1900-1999; Date.parse
+  // refuses the one and not the other, so both are left to it.
+  if (year < 100 || millis < 0 || hour < 0 || hour > 23 || minute < 0 || minute > 59) return null;
+  if (second < 0 || second > 59 || month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) {
+    return null;
+  }
+  return Date.UTC(year, month - 1, day, hour, minute, second, millis);
+}
+
+function daysIn(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31;
+}
+
+/** The decimal number in `data[at, at + n)`; -1 when a byte is not a digit. */
+function digits(data: Uint8Array, at: number, n: number): number {
+  let v = 0;
+  for (let k = 0; k < n; k++) {
+    const d = (data[at + k] as number) - 0x30;
+    if (d < 0 || d > 9) return -1;
+    v = v * 10 + d;
+  }
+  return v;
 }

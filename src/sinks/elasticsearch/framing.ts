@@ -9,10 +9,16 @@
 import type { SinkItems } from '../shared/network-sink.js';
 
 /** What framing needs of a request's events (a subset of the shared helper's `SinkItems`). */
-export type BulkFramingItems = Pick<SinkItems, 'length' | 'uuid' | 'published' | 'byteLength' | 'copyBytes'>;
+export type BulkFramingItems = Pick<
+  SinkItems,
+  'length' | 'uuid' | 'publishedMs' | 'byteLength' | 'copyBytes'
+>;
 
-/** Index name template: literal text plus strftime fields of each event's `published`, in UTC. */
-export type IndexTemplate = (published: string | null) => string;
+/**
+ * Index name template: literal text plus strftime fields of each event's `published`, in UTC, given as
+ * the text or as epoch milliseconds (NaN or null: absent, the current time counts).
+ */
+export type IndexTemplate = (published: string | number | null) => string;
 
 const FIELDS: Record<string, (d: Date) => string> = {
   Y: (d) => String(d.getUTCFullYear()).padStart(4, '0'),
@@ -76,7 +82,7 @@ export function compileIndexTemplate(template: string, now: () => number = Date.
   let lastHour = NaN;
   let lastName = '';
   return (published) => {
-    let ms = published === null ? NaN : Date.parse(published);
+    let ms = typeof published === 'number' ? published : published === null ? NaN : Date.parse(published);
     if (!Number.isFinite(ms)) ms = now();
     const hour = Math.floor(ms / 3_600_000);
     if (hour === lastHour) return lastName;
@@ -110,7 +116,7 @@ export function buildBulkBody(items: BulkFramingItems, indexFor: IndexTemplate):
   let lastIndex: string | null = null;
   let head = Buffer.alloc(0);
   for (let i = 0; i < items.length; i++) {
-    const index = indexFor(items.published(i));
+    const index = indexFor(items.publishedMs(i));
     if (index !== lastIndex) {
       lastIndex = index;
       head = Buffer.from(`{"create":{"_index":${JSON.stringify(index)}`);

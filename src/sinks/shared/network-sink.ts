@@ -1,6 +1,6 @@
 import { sleep } from '../../core/async.js';
 import { OktailError } from '../../core/errors.js';
-import { eventFields, type EventFields } from '../../core/event-batch.js';
+import { eventFields, parseTimestamp, type EventFields } from '../../core/event-batch.js';
 import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
@@ -33,6 +33,8 @@ export interface SinkItems {
   copyBytes(i: number, target: Buffer, offset: number): number;
   uuid(i: number): string | null;
   published(i: number): string | null;
+  /** `published` as epoch milliseconds, read without making a string; NaN when absent or not a date. */
+  publishedMs(i: number): number;
   eventType(i: number): string | null;
   severity(i: number): string | null;
   /** oktail source name of event i. */
@@ -243,6 +245,11 @@ class RunItems implements SinkItems {
     return (this.#runs[j] as Run).fields.published(this.#k(i, j));
   }
 
+  publishedMs(i: number): number {
+    const j = this.#run(i);
+    return (this.#runs[j] as Run).fields.publishedMs(this.#k(i, j));
+  }
+
   eventType(i: number): string | null {
     const j = this.#run(i);
     return (this.#runs[j] as Run).fields.eventType(this.#k(i, j));
@@ -327,6 +334,7 @@ export function itemsOf(list: readonly SinkItem[]): SinkItems {
     copyBytes: (i, target, offset) => at(i).bytes.copy(target, offset),
     uuid: (i) => at(i).uuid,
     published: (i) => at(i).published,
+    publishedMs: (i) => parseTimestamp(at(i).published),
     eventType: (i) => at(i).eventType,
     severity: (i) => at(i).severity,
     source: (i) => at(i).source,

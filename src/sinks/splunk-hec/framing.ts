@@ -12,7 +12,7 @@ import type { SinkItems } from '../shared/network-sink.js';
 /** What framing needs of a request's events (a subset of the shared helper's `SinkItems`). */
 export type HecFramingItems = Pick<
   SinkItems,
-  'length' | 'published' | 'source' | 'domain' | 'byteLength' | 'copyBytes'
+  'length' | 'publishedMs' | 'source' | 'domain' | 'byteLength' | 'copyBytes'
 >;
 
 export interface HecEnvelopeFields {
@@ -42,31 +42,26 @@ export function hecTime(published: string | null): string | null {
  * ones are in flight, and strings made per event lived long enough to fill the old generation.
  */
 export function buildEventBody(items: HecFramingItems, fields: HecEnvelopeFields): Buffer {
-  // Most requests share host, source and the rest: encode the envelope's tail once per (domain, source).
+  // Most requests share host, source and the rest: encode the envelope's tail once per (domain, source),
+  // and look it up only when they change (a request is mostly runs of one source's events).
   const tails = new Map<string, Buffer>();
   const heads: Buffer[] = new Array<Buffer>(items.length);
   // Epoch milliseconds of each event's `published`; NaN: no `time` (HEC stamps its own).
   const times = new Float64Array(items.length);
   let total = 0;
+  let tail: Buffer | undefined;
+  let tailDomain = '';
+  let tailSource = '';
   for (let i = 0; i < items.length; i++) {
     const domain = items.domain(i);
     const source = items.source(i);
-    const key = `${domain}\u0000${source}`;
-    let tail = tails.get(key);
-    if (tail === undefined) {
-      tail = Buffer.from(
-        `"host":${JSON.stringify(domain)},` +
-          `"source":${JSON.stringify(fields.source ?? source)},` +
-          `"sourcetype":${JSON.stringify(fields.sourcetype)},` +
-          (fields.index === null ? '' : `"index":${JSON.stringify(fields.index)},`) +
-          '"event":',
-        'utf8',
-      );
-      tails.set(key, tail);
+    if (tail === undefined || domain !== tailDomain || source !== tailSource) {
+      tail = envelopeTail(tails, domain, source, fields);
+      tailDomain = domain;
+      tailSource = source;
     }
     heads[i] = tail;
-    const published = items.published(i);
-    const ms = published === null ? NaN : Date.parse(published);
+    const ms = items.publishedMs(i);
     times[i] = ms;
     total += 1 + timeLength(ms) + tail.length + items.byteLength(i) + CLOSE.length;
   }
@@ -77,9 +72,33 @@ export function buildEventBody(items: HecFramingItems, fields: HecEnvelopeFields
     at = writeTime(body, at, times[i] as number);
     at += (heads[i] as Buffer).copy(body, at);
     at += items.copyBytes(i, body, at);
-    at += CLOSE.copy(body, at);
+    body[at++] = 0x7d; // }
+    body[at++] = 0x0a;
   }
   return body;
+}
+
+/** The envelope's members after `time`, up to `"event":`, for events of `domain` and `source`. */
+function envelopeTail(
+  tails: Map<string, Buffer>,
+  domain: string,
+  source: string,
+  fields: HecEnvelopeFields,
+): Buffer {
+  const key = `${domain}\u0000${source}`;
+  let tail = tails.get(key);
+  if (tail === undefined) {
+    tail = Buffer.from(
+      `"host":${JSON.stringify(domain)},` +
+        `"source":${JSON.stringify(fields.source ?? source)},` +
+        `"sourcetype":${JSON.stringify(fields.sourcetype)},` +
+        (fields.index === null ? '' : `"index":${JSON.stringify(fields.index)},`) +
+        '"event":',
+      'utf8',
+    );
+    tails.set(key, tail);
+  }
+  return tail;
 }
 
 const TIME_KEY = Buffer.from('"time":');
