@@ -323,7 +323,7 @@ const FULL: Sizes = {
   millionEvents: 1_000_000,
   millionPool: 100_000,
   sinkEvents: 200_000,
-  sinkRounds: 3,
+  sinkRounds: 5,
 };
 const QUICK: Sizes = {
   throughputEvents: 10_000,
