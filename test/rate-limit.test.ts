@@ -194,23 +194,16 @@ describe(
       // Enough for a first window, one full window (8 for us: 20 - 10 theirs - 2) and a last one.
       addBacklog(org, 20);
       const emulator = org.emulator;
-      // Another integration spends half the bucket at a steady pace: one request every 500 ms, placed
-      // mid-slot so that none falls on a window boundary. Its requests are counted per window.
-      const slotMs = WINDOW_MS / (LIMIT / 2);
-      const theirs = new Map<number, number>();
-      let timer: NodeJS.Timeout | undefined;
-      const spend = () => {
-        emulator.consume(1);
-        const w = Math.floor(emulator.now() / WINDOW_MS);
-        theirs.set(w, (theirs.get(w) ?? 0) + 1);
-        timer = setTimeout(spend, slotMs - ((emulator.now() - slotMs / 2) % slotMs));
-      };
-      timer = setTimeout(spend, slotMs - ((emulator.now() - slotMs / 2) % slotMs));
+      // Another integration spends half the bucket at a steady pace: one request every 500 ms of the
+      // emulator's clock, mid-slot so that none falls on a window boundary. The emulator charges them as
+      // their instants pass, so late timers on a busy machine cannot move one into the next window.
+      const other = emulator.spendSteadily(WINDOW_MS / (LIMIT / 2));
+      const theirs = other.perWindow;
       let run: RunResult;
       try {
         run = await collectOnce(org, { maxShare: SHARE, minRemaining: 2 });
       } finally {
-        clearTimeout(timer);
+        other.stop();
       }
 
       expect(run.outcomes.map((o) => o.status)).toEqual(['completed']);
@@ -228,10 +221,10 @@ describe(
       const windows = [...ours.keys()].sort((a, b) => a - b).slice(1, -1);
       expect(windows.length).toBeGreaterThanOrEqual(1);
       const left = windows.map((w) => LIMIT - ours.get(w)! - (theirs.get(w) ?? 0));
-      // oktail learns the other client's pace from the Remaining it sees between its own responses. On a
-      // loaded machine the other client's timers fire late, so a window's sample can show it slower than
-      // it then spends, and oktail takes one request of min_remaining's room. Zero 429s above is exact;
-      // this allows that one request of slack, never more.
+      // oktail learns the other client's pace from the Remaining it sees between its own responses, whole
+      // requests over a span its own pacing chooses, so a sample can show the other client up to a request
+      // slower than it is, and oktail may take one request of min_remaining's room. Zero 429s above is
+      // exact; this allows that one request of slack, never more.
       expect(Math.min(...left), String(left)).toBeGreaterThanOrEqual(1);
     });
 

@@ -413,6 +413,29 @@ describe('rate limits', () => {
     expect((await get(`${origin}/api/v1/logs`)).status).toBe(429);
   });
 
+  it('let a test have another client spend at an exact pace, charged to the window each request falls in', async () => {
+    const { emulator, origin } = await startEmulator({ rateLimit: { limit: 50, windowMs: 10_000 } });
+    // The emulator's clock is moved by hand, so what is due does not depend on how fast this runs: each
+    // step leaves 400 ms before the next request is due.
+    const start = (Math.floor(Date.now() / 10_000) + 1) * 10_000;
+    const at = (ms: number) => emulator.setClockSkew(start + ms - Date.now());
+    at(100);
+    const other = emulator.spendSteadily(1000);
+    at(3100);
+    expect(rate(await get(`${origin}/api/v1/logs`)).remaining).toBe(50 - 3 - 1);
+    at(11_100);
+    expect(rate(await get(`${origin}/api/v1/logs`)).remaining).toBe(50 - 1 - 1);
+    const window = start / 10_000;
+    expect([...other.perWindow]).toEqual([
+      [window, 10],
+      [window + 1, 1],
+    ]);
+    other.stop();
+    at(15_100);
+    expect(rate(await get(`${origin}/api/v1/logs`)).remaining).toBe(50 - 1 - 2);
+    expect(other.perWindow.get(window + 1)).toBe(1);
+  });
+
   it('send a large limit and never 429 when unlimited', async () => {
     const { origin } = await startEmulator({ rateLimit: null });
     const r = rate(await get(`${origin}/api/v1/logs`));

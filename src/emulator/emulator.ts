@@ -282,6 +282,8 @@ export class OktaEmulator {
 
   private windowStart = Number.NEGATIVE_INFINITY;
   private windowUsed = 0;
+  /** Another client spending at a steady pace (see `spendSteadily`). */
+  private steady: { everyMs: number; next: number; perWindow: Map<number, number> } | null = null;
   private inFlight = 0;
 
   private readonly faults: Fault[] = [];
@@ -453,6 +455,7 @@ export class OktaEmulator {
       this.windowStart = Math.floor(now / windowMs) * windowMs;
       this.windowUsed = 0;
     }
+    this.chargeSteady(now, windowMs);
     const limit = this.rateLimit?.limit ?? UNLIMITED;
     return {
       limit,
@@ -465,6 +468,39 @@ export class OktaEmulator {
   consume(n: number): void {
     this.bucket();
     this.windowUsed += n;
+  }
+
+  /**
+   * Simulates another client of the org spending one request every `everyMs` of the server's clock, at
+   * `phaseMs` into each period. Its requests are charged whenever the bucket is read, each to the window
+   * its instant falls in, so its pace is exact however late a busy machine runs the test's timers (a
+   * timer that fired late moved a request into the next window). Returns its requests per window, keyed
+   * by `Math.floor(instant / windowMs)`, and a function that stops it.
+   */
+  spendSteadily(everyMs: number, phaseMs = everyMs / 2): { perWindow: Map<number, number>; stop(): void } {
+    if (!(everyMs > 0)) throw new RangeError(`everyMs must be positive, not ${everyMs}`);
+    const now = this.now();
+    const next = (Math.floor((now - phaseMs) / everyMs) + 1) * everyMs + phaseMs;
+    const steady = { everyMs, next, perWindow: new Map<number, number>() };
+    this.steady = steady;
+    return {
+      perWindow: steady.perWindow,
+      stop: () => {
+        this.bucket();
+        if (this.steady === steady) this.steady = null;
+      },
+    };
+  }
+
+  /** Charges the steady client's requests due by `now`; those of windows already over only count. */
+  private chargeSteady(now: number, windowMs: number): void {
+    const steady = this.steady;
+    if (steady === null) return;
+    for (; steady.next <= now; steady.next += steady.everyMs) {
+      const window = Math.floor(steady.next / windowMs);
+      steady.perWindow.set(window, (steady.perWindow.get(window) ?? 0) + 1);
+      if (steady.next >= this.windowStart) this.windowUsed++;
+    }
   }
 
   // ---------------------------------------------------------------- faults
