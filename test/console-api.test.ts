@@ -7,7 +7,15 @@ import {
   writeConsoleConfig,
   type ConsoleCollector,
 } from './support/browser.js';
-import { compareDelivery, readLines, runCli, until, useChildren, useOrg } from './support/harness.js';
+import {
+  compareDelivery,
+  completeLines,
+  readLines,
+  runCli,
+  until,
+  useChildren,
+  useOrg,
+} from './support/harness.js';
 import { CLIENT_ID, startOAuthOrg } from './support/oauth.js';
 
 const startOrg = useOrg();
@@ -255,7 +263,7 @@ describe('console API', () => {
         const okta = (data.sources as { name: string; events: number }[]).find((s) => s.name === 'okta');
         return (okta?.events ?? 0) >= 1200;
       }, 'the backlog collected');
-      await until(async () => (await readLines(out)).length >= 1200, 'the backlog in the sink');
+      await until(async () => (await completeLines(out)).length >= 1200, 'the backlog in the sink');
       expect(compareDelivery(await readLines(out), org.emulator.allEvents())).toBeNull();
       expect(org.emulator.oauth!.stats.grants.length).toBeGreaterThanOrEqual(1);
 

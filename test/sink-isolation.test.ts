@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { HttpIngest } from './support/http-ingest.js';
 import {
   compareDelivery,
+  completeLines,
   readLines,
   readState,
   spawnCli,
@@ -86,7 +87,7 @@ describe('two orgs, one destination down', () => {
     try {
       // Progress, not speed: org b's whole backlog reaches its file and is committed while org a's
       // destination still refuses everything.
-      await until('org b delivered', async () => (await readLines(out)).length === 3500);
+      await until('org b delivered', async () => (await completeLines(out)).length === 3500);
       await until('org b committed', async () => {
         const state = await readState(a);
         return state.sinks.archive?.length === (await stat(out)).size;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { EsEmulator } from './es-emulator.js';
 import { HecEmulator } from './hec-emulator.js';
 import { HttpIngest } from './http-ingest.js';
-import { readLines, secrets, type TestOrg } from './harness.js';
+import { completeLines, secrets, type TestOrg } from './harness.js';
 
 /**
  * One sink type in the contract suite (test/sink-contract.test.ts). The suite runs the real CLI against
@@ -49,7 +49,9 @@ export const fileEntry: ContractEntry = {
     const path = join(org.dir, 'out', 'dest.ndjson');
     return {
       sinkLines: ['  dest:', '    type: file', '    inputs: [okta]', `    path: ${JSON.stringify(path)}`],
-      read: async () => uuidsOf(await readLines(path)),
+      // Only complete lines: the collector may be in the middle of writing the next page (a torn line left
+      // at the end would show as a missing event).
+      read: async () => uuidsOf(await completeLines(path)),
       stop: async () => {},
     };
   },
