@@ -212,30 +212,29 @@ export function collect(child: ChildProcess, started: number, timeoutMs: number)
   });
 }
 
+/** A file's text; empty when it does not exist. */
+async function textOrEmpty(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
 /**
  * The complete NDJSON lines of a file a collector may still be writing (empty when it does not exist): a
  * last line without its "\n" is a write in progress, not counted yet. For polling; a finished file is
  * read with `readLines`, which refuses a partial line.
  */
 export async function completeLines(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return [];
-  }
+  const text = await textOrEmpty(path);
   const end = text.lastIndexOf('\n');
   return end < 0 ? [] : text.slice(0, end).split('\n');
 }
 
 /** The NDJSON lines of a file (empty when it does not exist). */
 export async function readLines(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch {
-    return [];
-  }
+  const text = await textOrEmpty(path);
   if (text !== '' && !text.endsWith('\n')) throw new Error(`${path} ends with a partial line`);
   return text === '' ? [] : text.slice(0, -1).split('\n');
 }
