@@ -312,6 +312,18 @@ export async function writeReport(path: string, resultsDir: string): Promise<voi
         'process starts, so oktail cannot set it for itself; an operator can. V8 flags set from inside the process ' +
         '(`--no-concurrent-recompilation`) changed nothing measurable (100 MB).',
       '',
+      'What still pushed the peak to 100-103 MB (6 runs, 2026-11-29 10:19-10:40 UTC): the memory outside the heap ' +
+        '(`process.memoryUsage().arrayBuffers`, sampled every 50 ms) climbed from 6 MB (the two page buffers) to ' +
+        "24 MB between the old generation's markings and fell back at each; a run marked it 11 times (counted with " +
+        'a `gc` PerformanceObserver). Chunks still referenced at two scavenges are promoted, and their dead ' +
+        'buffers wait for the next marking. bin/oktail.js now also sets `--heap-growing-percent=25` for `run` and ' +
+        "`demo` (V8 reads it whenever it sets the next marking's limit): the old generation is marked once it grew " +
+        "by 25 % (at least 8 MB, V8's minimum step) instead of by a factor V8 picks from its own speed. The same " +
+        'backfill then marked 14 times, about 4 ms each, and peaked at 94-97 MB over 6 runs (10:38-10:46 UTC), CPU ' +
+        '16.4-21.3 s against 18.7-21.4 s without it. 10 % gave 95-96 MB over 5 runs, 50 % 97 MB twice. Reading the ' +
+        "body with a `'data'` listener instead of `for await` cut the scavenges from 571 to 426 a run but not the " +
+        'peak (101 and 102 MB), and was not kept.',
+      '',
     );
   }
   if (sk) out.push(...sinksSection(sk));
