@@ -144,6 +144,40 @@ describe('s3 sink in a running collector', () => {
     return { objects: all.length, lines };
   }
 
+  it('without auth, signs with the credentials the AWS default chain finds in the environment', async () => {
+    org = await startOrg();
+    org.emulator.appendEvents(1500, { publishedStart: Date.now() - HOUR, seed: 43 });
+    const { file } = await writeConfigWithSink(
+      org,
+      [
+        'lake:',
+        '  type: s3',
+        '  inputs: [okta]',
+        '  bucket: security-logs',
+        '  region: us-east-1',
+        `  endpoint: ${server.endpoint}`,
+        '  force_path_style: true',
+        '  key_prefix: "chain/"',
+      ],
+      { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() },
+    );
+    const result = await runCli(['run', '--once', '-c', file], {
+      env: {
+        OKTA_API_TOKEN: org.token,
+        AWS_ACCESS_KEY_ID: server.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: server.secretAccessKey,
+        // Only the environment: no shared files of whoever runs the suite, no instance metadata lookup.
+        AWS_SHARED_CREDENTIALS_FILE: '/nonexistent/credentials',
+        AWS_CONFIG_FILE: '/nonexistent/config',
+        AWS_PROFILE: undefined,
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
+    });
+    expect(result.code, result.stderr).toBe(0);
+    const { lines } = await objectLines('chain/');
+    expect(lines).toEqual(org.emulator.allEvents().map((e) => taggedBytes(e).toString('utf8')));
+  });
+
   it('holds every served event exactly once across SIGKILLs: a replayed page overwrites its objects', async () => {
     org = await startOrg({ latencyMs: 20 });
     org.emulator.appendEvents(9000, { publishedStart: Date.now() - HOUR, seed: 41, outOfOrder: 0.05 });
