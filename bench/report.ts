@@ -574,6 +574,15 @@ const SINK_NOTES = [
     'collector fetches the next page. The events are stored with lz4 instead of pglz when the server has it ' +
     '(`default_toast_compression`, set per connection), which cost the server a third less.',
   '',
+  "Where the backend's CPU goes (perf, 2026-11-29 10:50 UTC, one connection inserting 500-event batches of " +
+    "emulator events with lz4): `jsonb_in` 43 % (its JSON lexer alone 15 %, sorting each object's keys 6 %), " +
+    "planning 11 % (most of it evaluating the parameters' array literals), the lz4 compression 9 %, " +
+    '`heap_insert` 9 %, page faults 8 %. Splitting a page into more requests at once, each on its own ' +
+    'connection, in single-round trials of 200,000 events between 10:35 and 10:57 UTC: 1,000 x 1 gave 12,312 ' +
+    'events/s, 500 x 2 (the default) 16,028-17,018, 250 x 4 15,440-18,798 (four trials), 200 x 5 14,598, ' +
+    "125 x 8 15,207: within the machine's noise of the default, and not kept. A named (prepared) statement " +
+    'with 250 x 4 gave 14,615 and 15,112, also within it.',
+  '',
   's3: the AWS SDK is now bundled into ' +
     'dist/bundle, in chunks only an s3 sink loads: loading it and sending a first PutObject took 180-270 ms of ' +
     "CPU from node_modules and 115-140 ms bundled (three runs each). Most of s3's cost over the file sink " +
