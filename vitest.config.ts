@@ -8,5 +8,7 @@ export default defineConfig({
     // Two cores: crash and integration tests spawn real processes, so keep parallel files modest.
     maxWorkers: 2,
     reporters: ['default', './test/support/summary-reporter.ts'],
+    // The script host's worker from its TypeScript source (see the file).
+    setupFiles: ['./test/support/vitest-setup.ts'],
   },
 });

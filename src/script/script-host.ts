@@ -1,8 +1,5 @@
-import { existsSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { Worker, type ResourceLimits, type WorkerOptions } from 'node:worker_threads';
 
 import { OktailError, errorMessage } from '../core/errors.js';
 import type { RawEvents, TransformedEvents } from '../core/collection-logic.js';
@@ -357,28 +354,22 @@ export function baselineWasmOnly(): void {
   baselineOnly = true;
 }
 
+/** Starts a script worker with these options (workerData, resource limits). */
+export type WorkerStart = (options: WorkerOptions) => Worker;
+
 /**
- * Starts the worker from the compiled `script-worker.js` next to this module (in dist/script/, or in
- * dist/bundle/, where the worker is an entry point of its own), or, when this module runs
- * from its TypeScript source (tests), from `script-worker.ts` through tsx's loader. Node 20 does not
- * apply `--import` loaders given in a worker's `execArgv` to the worker's entry point, so the loader is
- * registered by a small bootstrap first.
+ * From the compiled `script-worker.js` next to this module: in dist/script/, or in dist/bundle/, where
+ * the worker is an entry point of its own. Tests that run the TypeScript sources have no such file and
+ * replace this with `setWorkerStart` (test/support/vitest-setup.ts).
  */
+let workerStart: WorkerStart = (options) =>
+  new Worker(new URL('./script-worker.js', import.meta.url), options);
+
+export function setWorkerStart(start: WorkerStart): void {
+  workerStart = start;
+}
+
 function spawn(init: WorkerInit): Worker {
   baselineWasmOnly();
-  const options = { workerData: init, resourceLimits: RESOURCE_LIMITS };
-  const compiled = new URL('./script-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, options);
-  // tsx's `register` API, called explicitly: importing its `--import` entry here left `.ts` unknown.
-  const require = createRequire(import.meta.url);
-  const manifest = require('tsx/package.json') as {
-    exports: Record<string, { import: { default: string } }>;
-  };
-  const api = new URL(
-    manifest.exports['./esm/api']!.import.default,
-    pathToFileURL(require.resolve('tsx/package.json')),
-  );
-  const entry = new URL('./script-worker.ts', import.meta.url).href;
-  const bootstrap = `import(${JSON.stringify(api.href)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(bootstrap, { ...options, eval: true });
+  return workerStart({ workerData: init, resourceLimits: RESOURCE_LIMITS });
 }
