@@ -2,6 +2,7 @@ import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { emptyCheckpoint, type Checkpoint, type CheckpointStore } from '../core/checkpoint.js';
 import { OktailError } from '../core/errors.js';
+import { syncDir } from '../core/fs-sync.js';
 
 export const STATE_FILE = 'state.json';
 
@@ -48,12 +49,7 @@ export class FileCheckpointStore implements CheckpointStore {
       await file.close();
     }
     await rename(tmp, this.path);
-    const dir = await open(this.#dir, 'r');
-    try {
-      await dir.sync();
-    } finally {
-      await dir.close();
-    }
+    await syncDir(this.#dir);
   }
 }
 

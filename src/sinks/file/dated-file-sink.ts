@@ -4,6 +4,7 @@ import { mkdir, open, readFile, rename, stat, truncate, unlink, type FileHandle 
 import { dirname, join } from 'node:path';
 import type { EventBatch, Sink, SinkCheckpoint, WriteResult } from '../../core/sink.js';
 import { OktailError } from '../../core/errors.js';
+import { syncDir } from '../../core/fs-sync.js';
 import type { JsonObject } from '../../core/json.js';
 import type { Logger } from '../../telemetry/logger.js';
 import { formatStrftime } from '../shared/strftime.js';
@@ -84,7 +85,6 @@ export class DatedFileSink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly kind = 'positional' as const;
-  readonly guarantee = 'exactly-once' as const;
   readonly template: string;
   readonly journalPath: string;
   readonly #dataDir: string;
@@ -487,15 +487,6 @@ async function cut(path: string, length: number): Promise<void> {
   const handle = await open(path, 'r+');
   try {
     await handle.datasync();
-  } finally {
-    await handle.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
   } finally {
     await handle.close();
   }

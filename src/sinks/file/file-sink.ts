@@ -3,6 +3,7 @@ import { constants } from 'node:fs';
 import { dirname } from 'node:path';
 import type { EventBatch, Sink, SinkCheckpoint, WriteResult } from '../../core/sink.js';
 import { OktailError } from '../../core/errors.js';
+import { syncDir } from '../../core/fs-sync.js';
 import type { Logger } from '../../telemetry/logger.js';
 
 export interface FileSinkOptions {
@@ -22,7 +23,6 @@ export class FileSink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly kind = 'positional' as const;
-  readonly guarantee = 'exactly-once' as const;
   readonly path: string;
   readonly #log: Logger;
   #file: FileHandle | null = null;
@@ -112,14 +112,5 @@ export class FileSink implements Sink {
     const file = this.#file;
     this.#file = null;
     if (file) await file.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
   }
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ConnectionOptions } from 'node:tls';
 import { Agent, request } from 'undici';
+import { sleep } from '../../core/async.js';
 import { OktailError } from '../../core/errors.js';
 import { describeTransportError, retryAfterMs } from '../shared/http-answers.js';
 import type { SendOutcome, SinkDriver, SinkItems } from '../shared/network-sink.js';
@@ -183,7 +184,8 @@ export class HecDriver implements SinkDriver {
 
   async #pollLoop(): Promise<void> {
     while (this.#pending.size > 0 && !this.#closed) {
-      await sleep(this.#options.ackPollIntervalMs, this.#lifetime.signal);
+      // Closing cuts the wait short; the check below then ends the loop.
+      await sleep(this.#options.ackPollIntervalMs, this.#lifetime.signal).catch(() => undefined);
       if (this.#closed) return;
       this.#expire();
       if (this.#pending.size === 0) return;
@@ -333,17 +335,4 @@ class PollGate {
     this.#waiters = [];
     for (const w of waiters) w();
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
 }
