@@ -53,7 +53,6 @@ class PerSourceStore implements CheckpointStore {
 
 class RecordingSink implements Sink {
   readonly kind = 'acknowledged' as const;
-  readonly guarantee = 'exactly-once' as const;
   readonly inputs = ['okta'];
   readonly written: string[] = [];
   constructor(

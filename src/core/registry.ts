@@ -28,7 +28,7 @@ export interface SinkContext {
 export interface SinkRegistration<C> {
   type: string;
   schema: z.ZodType<C>;
-  /** What the sink type guarantees, shown by `validate` (the sink instance states it too). */
+  /** What the sink type guarantees, shown by `validate`. */
   guarantee?: 'exactly-once' | 'at-least-once';
   /**
    * Lines for `oktail config example` under `sinks:`, every setting shown (optional ones commented out

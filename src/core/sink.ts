@@ -59,8 +59,6 @@ export interface Sink {
    *   sinks and the commit.
    */
   readonly kind: 'positional' | 'acknowledged';
-  /** What a sink guarantees, stated in docs and `validate`. */
-  readonly guarantee: 'exactly-once' | 'at-least-once';
   /** Opens the sink. `committed` is what the last durable checkpoint recorded for it, if anything. */
   open(committed: SinkCheckpoint | undefined, signal: AbortSignal): Promise<void>;
   /**

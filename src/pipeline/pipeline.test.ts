@@ -16,7 +16,6 @@ import { Pipeline, type PipelineSource } from './pipeline.js';
 /** In-memory sink for unit tests: scripted answers, records what it accepted. */
 class MemorySink implements Sink {
   kind: 'positional' | 'acknowledged' = 'positional';
-  readonly guarantee = 'exactly-once' as const;
   readonly accepted: string[] = [];
   writes = 0;
   constructor(

@@ -108,7 +108,6 @@ export const elasticsearchSink: SinkRegistration<ElasticsearchSinkConfig> = {
       name,
       inputs: config.inputs,
       type: 'elasticsearch',
-      guarantee: 'exactly-once',
       driver,
       settings: networkSinkSettings(config.batch, config.request),
       telemetry: context.telemetry,

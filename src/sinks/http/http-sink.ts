@@ -26,7 +26,6 @@ export async function createHttpSink(
     name,
     inputs: config.inputs,
     type: 'http',
-    guarantee: 'at-least-once',
     driver: new HttpDriver(config, connect),
     settings: networkSinkSettings(config.batch, config.request),
     telemetry: context.telemetry,

@@ -97,7 +97,6 @@ export const postgresSink: SinkRegistration<PostgresSinkConfig> = {
       name,
       inputs: config.inputs,
       type: 'postgres',
-      guarantee: 'exactly-once',
       driver,
       settings: networkSinkSettings(config.batch, config.request),
       telemetry: context.telemetry,

@@ -140,7 +140,6 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
       name,
       inputs: config.inputs,
       type: 's3',
-      guarantee: 'exactly-once',
       driver,
       settings: networkSinkSettings({ ...config.batch, timeout_secs: 0 }, config.request),
       telemetry: context.telemetry,

@@ -16,7 +16,6 @@ export class S3Sink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly kind = 'acknowledged' as const;
-  readonly guarantee = 'exactly-once' as const;
   readonly #options: Omit<NetworkSinkOptions, 'driver'>;
   readonly #driver: SinkDriver;
   readonly #perSource = new Map<string, Sink>();

@@ -82,7 +82,6 @@ function sink(driver: SinkDriver, s: NetworkSinkSettings, telemetry = new Record
       name: 'siem',
       inputs: ['a', 'b'],
       type: 'test',
-      guarantee: 'at-least-once',
       driver,
       settings: s,
       telemetry,

@@ -79,7 +79,6 @@ export interface NetworkSinkOptions {
   inputs: readonly string[];
   /** The sink type, for metric labels. */
   type: string;
-  guarantee: 'exactly-once' | 'at-least-once';
   driver: SinkDriver;
   settings: NetworkSinkSettings;
   telemetry: TelemetrySink;
@@ -359,7 +358,6 @@ class NetworkSink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly kind = 'acknowledged' as const;
-  readonly guarantee: 'exactly-once' | 'at-least-once';
   readonly #o: NetworkSinkOptions;
   readonly #random: () => number;
   #buffer: Run[] = [];
@@ -382,7 +380,6 @@ class NetworkSink implements Sink {
   constructor(options: NetworkSinkOptions) {
     this.name = options.name;
     this.inputs = options.inputs;
-    this.guarantee = options.guarantee;
     this.#o = options;
     this.#random = options.random ?? Math.random;
   }

@@ -139,7 +139,6 @@ export const splunkHecSink: SinkRegistration<SplunkHecSinkConfig> = {
       name,
       inputs: config.inputs,
       type: 'splunk_hec',
-      guarantee: 'at-least-once',
       driver,
       settings,
       telemetry: context.telemetry,

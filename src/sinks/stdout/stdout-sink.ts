@@ -15,7 +15,6 @@ export class StdoutSink implements Sink {
   readonly name: string;
   readonly inputs: readonly string[];
   readonly kind = 'acknowledged' as const;
-  readonly guarantee = 'at-least-once' as const;
   readonly #stream: NodeJS.WritableStream;
 
   constructor(options: StdoutSinkOptions) {

@@ -97,7 +97,6 @@ export const syslogSink: SinkRegistration<SyslogSinkConfig> = {
       name,
       inputs: config.inputs,
       type: 'syslog',
-      guarantee: 'at-least-once',
       driver: new SyslogDriver({
         name,
         host,
