@@ -7,8 +7,8 @@
  * 230 modules (zod and yaml alone are 170 files). Bundled, the same code is a handful of files. Only the
  * packages on the short commands' start-up path are bundled, and the AWS SDK (see `isAwsSdk`); every
  * other package (the HTTP stack, the other sinks' clients, pino, wasmoon) stays external and loads from
- * node_modules exactly as from dist/, so what `run` executes of them is unchanged. The dynamic imports in src/cli stay dynamic: with code splitting
- * each becomes a chunk loaded only by the command that needs it.
+ * node_modules exactly as from dist/, so what `run` executes of them is unchanged. The dynamic imports in
+ * src/cli stay dynamic: with code splitting each becomes a chunk loaded only by the command that needs it.
  *
  * src/ imports zod as a namespace (`import * as z from 'zod'`, as zod documents): esbuild then keeps only
  * the parts of zod oktail calls, about 210 KB of its 740 KB, and none of its ~50 locales but English.
@@ -19,7 +19,7 @@
  * files from either layout. The script worker is an entry point of its own, so `./script-worker.js` beside
  * the module that starts it exists in both layouts.
  */
-import { cpSync, existsSync, rmSync } from 'node:fs';
+import { cpSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -35,8 +35,7 @@ const BUNDLED = new Set(['commander', '@commander-js/extra-typings', 'yaml', 'zo
 /**
  * The AWS SDK is bundled too. Only the s3 sink's driver imports it, so it lands in chunks that only an
  * s3 sink loads. Loading it and sending a first PutObject took 180-270 ms of CPU from node_modules and
- * 115-140 ms bundled (three runs each). Its optional packages that are not installed (the CRT signer)
- * stay `require`s inside its own try/catch, as before.
+ * 115-140 ms bundled (three runs each).
  */
 const AWS_SDK_SCOPES = ['@aws-sdk/', '@aws/', '@smithy/'];
 /** @param {string} name */
@@ -48,8 +47,8 @@ const packageName = (specifier) => {
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 };
 
-/** @param {string} name */
-const isInstalled = (name) => existsSync(join(root, 'node_modules', name, 'package.json'));
+/** Marks esbuild's own resolution of a specifier, asked from inside the plugin. */
+const PROBE = {};
 
 /**
  * Leaves every bare import outside BUNDLED to Node's own resolution at run time.
@@ -58,10 +57,21 @@ const isInstalled = (name) => existsSync(join(root, 'node_modules', name, 'packa
 const externalPackages = {
   name: 'oktail-external-packages',
   setup(b) {
-    b.onResolve({ filter: /^[^./]/ }, (args) => {
+    b.onResolve({ filter: /^[^./]/ }, async (args) => {
+      if (args.pluginData === PROBE) return undefined;
       const name = packageName(args.path);
       if (args.path.startsWith('node:') || BUNDLED.has(name)) return undefined;
-      if (isAwsSdk(name) && isInstalled(name)) return undefined;
+      if (isAwsSdk(name)) {
+        // Bundled wherever esbuild finds it (a nested node_modules included); an optional package that
+        // is not installed stays a run-time `require`, which the SDK makes inside its own try/catch.
+        const found = await b.resolve(args.path, {
+          kind: args.kind,
+          importer: args.importer,
+          resolveDir: args.resolveDir,
+          pluginData: PROBE,
+        });
+        if (found.errors.length === 0) return undefined;
+      }
       return { path: args.path, external: true };
     });
   },
