@@ -132,6 +132,21 @@ describe('s3 sink in a running collector', () => {
     org = undefined;
   });
 
+  /** The config of an s3 sink named lake writing to this suite's s3rver under `prefix`. */
+  function lakeLines(prefix: string, more: string[] = []): string[] {
+    return [
+      'lake:',
+      '  type: s3',
+      '  inputs: [okta]',
+      '  bucket: security-logs',
+      '  region: us-east-1',
+      `  endpoint: ${server.endpoint}`,
+      '  force_path_style: true',
+      `  key_prefix: "${prefix}"`,
+      ...more,
+    ];
+  }
+
   /** Every line of every object under `prefix`, and how many objects there are. */
   async function objectLines(prefix: string): Promise<{ objects: number; lines: string[] }> {
     const all = await keys(prefix);
@@ -147,20 +162,9 @@ describe('s3 sink in a running collector', () => {
   it('without auth, signs with the credentials the AWS default chain finds in the environment', async () => {
     org = await startOrg();
     org.emulator.appendEvents(1500, { publishedStart: Date.now() - HOUR, seed: 43 });
-    const { file } = await writeConfigWithSink(
-      org,
-      [
-        'lake:',
-        '  type: s3',
-        '  inputs: [okta]',
-        '  bucket: security-logs',
-        '  region: us-east-1',
-        `  endpoint: ${server.endpoint}`,
-        '  force_path_style: true',
-        '  key_prefix: "chain/"',
-      ],
-      { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() },
-    );
+    const { file } = await writeConfigWithSink(org, lakeLines('chain/'), {
+      startFrom: new Date(Date.now() - 2 * HOUR).toISOString(),
+    });
     const result = await runCli(['run', '--once', '-c', file], {
       env: {
         OKTA_API_TOKEN: org.token,
@@ -184,20 +188,12 @@ describe('s3 sink in a running collector', () => {
     org.emulator.randomFaults({ probability: 0.05, seed: 6, kinds: [{ kind: 'status', status: 503 }] });
     const { file } = await writeConfigWithSink(
       org,
-      [
-        'lake:',
-        '  type: s3',
-        '  inputs: [okta]',
-        '  bucket: security-logs',
-        '  region: us-east-1',
-        `  endpoint: ${server.endpoint}`,
-        '  force_path_style: true',
-        '  key_prefix: "crash/%Y/%m/%d/"',
+      lakeLines('crash/%Y/%m/%d/', [
         // Smaller than a page, so pages are cut into several objects and the cut points are tested too.
         '  batch: { max_events: 400 }',
         '  request: { timeout_secs: 20, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
         '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
-      ],
+      ]),
       { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() },
     );
     const env = {

@@ -5,7 +5,8 @@ import { silentLogger } from '../../telemetry/logger.js';
 import { LogTelemetry } from '../../telemetry/telemetry.js';
 import { HttpIngest } from '../../../test/support/http-ingest.js';
 import { HttpSinkSchema } from './registration.js';
-import { createHttpSink, parseRetryAfter } from './http-sink.js';
+import { retryAfterMs } from '../shared/http-answers.js';
+import { createHttpSink } from './http-sink.js';
 
 let pki: TestPki;
 let ingest: HttpIngest;
@@ -141,10 +142,10 @@ describe('http sink', () => {
   });
 
   it('reads Retry-After as seconds or a date', () => {
-    expect(parseRetryAfter('3')).toBe(3000);
-    expect(parseRetryAfter(undefined)).toBeUndefined();
-    expect(parseRetryAfter('soon')).toBeUndefined();
-    const later = parseRetryAfter(new Date(Date.now() + 60_000).toUTCString()) ?? 0;
+    expect(retryAfterMs('3')).toBe(3000);
+    expect(retryAfterMs(undefined)).toBeUndefined();
+    expect(retryAfterMs('soon')).toBeUndefined();
+    const later = retryAfterMs(new Date(Date.now() + 60_000).toUTCString()) ?? 0;
     expect(later).toBeGreaterThan(55_000);
   });
 });

@@ -5,6 +5,7 @@ import { errorMessage } from '../../core/errors.js';
 import type { SinkContext } from '../../core/registry.js';
 import type { Sink } from '../../core/sink.js';
 import { networkSinkSettings, tlsConnectOptions } from '../shared/config.js';
+import { retryAfterMs } from '../shared/http-answers.js';
 import {
   createNetworkSink,
   type SendOutcome,
@@ -87,12 +88,12 @@ export class HttpDriver implements SinkDriver {
     const error = new Error(`${this.#where()} answered HTTP ${status}${text ? `: ${text}` : ''}`);
     if (status === 413) return { kind: 'split', error };
     if (status === 429 || status === 408 || status >= 500) {
-      const retryAfterMs = parseRetryAfter(res.headers['retry-after']);
+      const waitMs = retryAfterMs(res.headers['retry-after']);
       return {
         kind: 'retry',
         reason: `http_${status}`,
         error,
-        ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+        ...(waitMs === undefined ? {} : { retryAfterMs: waitMs }),
       };
     }
     const fix =
@@ -142,13 +143,4 @@ async function readText(body: Dispatcher.ResponseData['body']): Promise<string> 
   } catch {
     return '';
   }
-}
-
-/** Retry-After as seconds or an HTTP date; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | string[] | undefined): number | undefined {
-  const text = Array.isArray(value) ? value[0] : value;
-  if (text === undefined || text.trim() === '') return undefined;
-  if (/^\d+$/.test(text.trim())) return Number(text.trim()) * 1000;
-  const at = Date.parse(text);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
