@@ -1,6 +1,5 @@
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { setWorkerStart } from '../../src/script/script-host.js';
 
@@ -12,17 +11,15 @@ import { setWorkerStart } from '../../src/script/script-host.js';
  * left `.ts` unknown). Tests of the built CLI run dist/, which has the compiled worker.
  */
 const entry = new URL('../../src/script/script-worker.ts', import.meta.url);
-if (!existsSync(fileURLToPath(new URL('./script-worker.js', entry)))) {
-  const require = createRequire(import.meta.url);
-  const manifest = require('tsx/package.json') as {
-    exports: Record<string, { import: { default: string } }>;
-  };
-  const api = new URL(
-    manifest.exports['./esm/api']!.import.default,
-    pathToFileURL(require.resolve('tsx/package.json')),
-  );
-  const bootstrap =
-    `import(${JSON.stringify(api.href)})` +
-    `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
-  setWorkerStart((options) => new Worker(bootstrap, { ...options, eval: true }));
-}
+const require = createRequire(import.meta.url);
+const manifest = require('tsx/package.json') as {
+  exports: Record<string, { import: { default: string } }>;
+};
+const api = new URL(
+  manifest.exports['./esm/api']!.import.default,
+  pathToFileURL(require.resolve('tsx/package.json')),
+);
+const bootstrap =
+  `import(${JSON.stringify(api.href)})` +
+  `.then((tsx) => { tsx.register(); return import(${JSON.stringify(entry.href)}); })`;
+setWorkerStart((options) => new Worker(bootstrap, { ...options, eval: true }));
