@@ -8,7 +8,14 @@ import { readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { EmulatorCommand, EmulatorConfig, EmulatorReady, EmulatorReport } from './emulator-process.js';
-import type { DestinationConfig, DestinationCount, DestinationReady } from './sink-destination.js';
+import type {
+  DestinationCommand,
+  DestinationConfig,
+  DestinationCount,
+  DestinationCpu,
+  DestinationReady,
+  ServerAlone,
+} from './sink-destination.js';
 import type { Usage } from './usage.js';
 
 /** The compiled bench folder (this file's) and the repository root above it. */
@@ -49,6 +56,13 @@ export class EmulatorProcess {
       });
     });
     return new EmulatorProcess(child, ready);
+  }
+
+  /** The emulator process's CPU so far (ms), from /proc (clock ticks of 10 ms). */
+  cpuMs(): number {
+    const stat = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
   }
 
   private ask<T>(command: EmulatorCommand, type: string): Promise<T> {
@@ -171,14 +185,28 @@ export class DestinationProcess {
   }
 
   count(servedFile: string, expected: number): Promise<DestinationCount> {
-    return new Promise<DestinationCount>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('The destination did not answer count')), 300_000);
-      this.child.once('message', (m: DestinationCount | { type: 'error'; message: string }) => {
+    return this.#ask<DestinationCount>({ cmd: 'count', servedFile, expected }, 'count', 300_000);
+  }
+
+  /** CPU ms the destination has used so far, its server's processes included. */
+  async cpuMs(): Promise<number> {
+    return (await this.#ask<DestinationCpu>({ cmd: 'cpu' }, 'cpu', 30_000)).ms;
+  }
+
+  /** The server fed ready statements by a client that does nothing else (postgres only). */
+  alone(servedFile: string): Promise<ServerAlone> {
+    return this.#ask<ServerAlone>({ cmd: 'alone', servedFile }, 'alone', 300_000);
+  }
+
+  #ask<T extends { type: string }>(command: DestinationCommand, what: string, timeoutMs: number): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`The destination did not answer ${what}`)), timeoutMs);
+      this.child.once('message', (m: T | { type: 'error'; message: string }) => {
         clearTimeout(timer);
-        if (m.type === 'count') resolve(m);
-        else reject(new Error(m.message));
+        if (m.type === what) resolve(m as T);
+        else reject(new Error((m as { message?: string }).message ?? `unexpected answer ${m.type}`));
       });
-      this.child.send({ cmd: 'count', servedFile, expected });
+      this.child.send(command);
     });
   }
 

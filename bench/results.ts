@@ -165,6 +165,12 @@ export interface SinkRun {
   identical?: number;
   /** This run's CPU over the file sink's in the same round. */
   cpuVsFile?: number;
+  /** CPU the destination used while oktail ran: its process and its server's (PostgreSQL, rsyslogd). */
+  destinationCpuMs?: number;
+  /** CPU the Okta emulator used while oktail ran. */
+  oktaEmulatorCpuMs?: number;
+  /** postgres: the same server fed ready statements by a client that does nothing else, after the run. */
+  serverAlone?: { eventsPerSec: number; wallMs: number; serverCpuMs: number };
   stderrTail?: string;
 }
 
@@ -176,6 +182,14 @@ export interface SinkSummary {
   /** Median of the per-round ratios to the file sink's CPU. */
   cpuVsFile: number;
   perRoundCpuVsFile: number[];
+  /** Median of the destination's CPU seconds per 100k events (NaN for the file sink). */
+  destinationCpuSecPer100k: number;
+  /** Median of the Okta emulator's CPU seconds per 100k events. */
+  oktaEmulatorCpuSecPer100k: number;
+  /** postgres: median events/s of the server alone (see `SinkRun.serverAlone`). */
+  serverAloneEventsPerSec?: number;
+  /** postgres: median of the server's CPU seconds per 100k events when alone. */
+  serverAloneCpuSecPer100k?: number;
   peakRssMb: number;
   /** Every run ended with every served event in the destination (exactly once where the sink promises it). */
   complete: boolean;

@@ -655,6 +655,7 @@ async function sinks(env: Env, command: string): Promise<SinksResult> {
   const summary = SINKS.map((sink): SinkSummary => {
     const mine = runs.filter((r) => r.sink === sink && r.exitCode === 0);
     const ratios = mine.map((r) => r.cpuVsFile).filter((x): x is number => x !== undefined);
+    const alone = mine.map((r) => r.serverAlone).filter((a) => a !== undefined);
     return {
       sink,
       runs: mine.length,
@@ -662,6 +663,23 @@ async function sinks(env: Env, command: string): Promise<SinksResult> {
       cpuSecPer100k: mine.length ? (median(mine.map((r) => r.cpuMs)) / 1000 / events) * 100_000 : NaN,
       cpuVsFile: ratios.length ? median(ratios) : NaN,
       perRoundCpuVsFile: ratios.map((x) => Math.round(x * 1000) / 1000),
+      destinationCpuSecPer100k: medianPer100k(
+        mine.map((r) => r.destinationCpuMs),
+        events,
+      ),
+      oktaEmulatorCpuSecPer100k: medianPer100k(
+        mine.map((r) => r.oktaEmulatorCpuMs),
+        events,
+      ),
+      ...(alone.length > 0
+        ? {
+            serverAloneEventsPerSec: median(alone.map((a) => a.eventsPerSec)),
+            serverAloneCpuSecPer100k: medianPer100k(
+              alone.map((a) => a.serverCpuMs),
+              events,
+            ),
+          }
+        : {}),
       peakRssMb: mine.length ? Math.max(...mine.map((r) => r.peakRssKb)) / 1024 : NaN,
       complete:
         mine.length === rounds &&
@@ -672,6 +690,12 @@ async function sinks(env: Env, command: string): Promise<SinksResult> {
     };
   });
   return { scenario: 'sinks', machine: env.machine, events, rounds, command, runs, summary };
+}
+
+/** Median CPU seconds per 100k events of the defined values; NaN when there are none. */
+function medianPer100k(cpuMs: readonly (number | undefined)[], events: number): number {
+  const known = cpuMs.filter((x): x is number => x !== undefined);
+  return known.length ? (median(known) / 1000 / events) * 100_000 : NaN;
 }
 
 async function runSink(
@@ -700,15 +724,32 @@ async function runSink(
   const destination = sink === 'file' ? null : await DestinationProcess.start({ type: sink, dir });
   try {
     const { args, env: childEnv } = await oktailCommand(ctx, null, destination?.ready.sinkLines);
+    const destinationCpuBefore = await destination?.cpuMs();
+    const emulatorCpuBefore = emu.cpuMs();
     const measured = await measure({
       args,
       env: { ...childEnv, ...destination?.ready.env },
       timeoutMs: 600_000,
       usageFile: join(dir, 'usage.json'),
     });
+    const oktaEmulatorCpuMs = emu.cpuMs() - emulatorCpuBefore;
+    // Read as soon as the CLI exited: the count's own reads (SELECT, GetObject) would add to it.
+    const destinationCpuMs =
+      destination && destinationCpuBefore !== undefined
+        ? (await destination.cpuMs()) - destinationCpuBefore
+        : undefined;
     let counted: Pick<SinkRun, 'held' | 'distinct' | 'missing' | 'unknown' | 'identical'>;
+    let serverAlone: SinkRun['serverAlone'];
     if (destination) {
       counted = await destination.count(rawFile, events);
+      if (sink === 'postgres') {
+        const alone = await destination.alone(rawFile);
+        serverAlone = {
+          eventsPerSec: alone.eventsPerSec,
+          wallMs: alone.wallMs,
+          serverCpuMs: alone.serverCpuMs,
+        };
+      }
     } else {
       const v = await verifyOutput(ctx.out, served, 'tagged');
       // Output line i holds served event i: in order and byte-identical means every event once.
@@ -729,13 +770,26 @@ async function runSink(
       peakRssKb: measured.usage.vmHwmKb ?? measured.usage.maxRssKb,
       eventsPerSec: counted.distinct / (measured.wallMs / 1000),
       ...counted,
+      oktaEmulatorCpuMs,
+      ...(destinationCpuMs === undefined ? {} : { destinationCpuMs }),
+      ...(serverAlone ? { serverAlone } : {}),
       ...(measured.exitCode === 0 ? {} : { stderrTail: measured.stderr.slice(-2000) }),
     };
     console.log(
       `  ${sink.padEnd(13)} round ${round}: exit ${run.exitCode}, held ${run.held} (${run.distinct} distinct, ` +
         `${run.missing} missing), ${(run.wallMs / 1000).toFixed(1)} s, ${Math.round(run.eventsPerSec)} events/s, ` +
-        `CPU ${(run.cpuMs / 1000).toFixed(2)} s, RSS ${(run.peakRssKb / 1024).toFixed(0)} MB`,
+        `CPU ${(run.cpuMs / 1000).toFixed(2)} s, RSS ${(run.peakRssKb / 1024).toFixed(0)} MB` +
+        (destinationCpuMs === undefined
+          ? ''
+          : `, destination CPU ${(destinationCpuMs / 1000).toFixed(2)} s`) +
+        `, Okta emulator CPU ${(oktaEmulatorCpuMs / 1000).toFixed(2)} s`,
     );
+    if (serverAlone) {
+      console.log(
+        `  ${''.padEnd(13)} the server alone: ${Math.round(serverAlone.eventsPerSec)} events/s, ` +
+          `${(serverAlone.wallMs / 1000).toFixed(1)} s, server CPU ${(serverAlone.serverCpuMs / 1000).toFixed(2)} s`,
+      );
+    }
     if (run.exitCode !== 0) console.log(`    stderr: ${measured.stderr.slice(-500)}`);
     return run;
   } finally {

@@ -7,11 +7,13 @@
  */
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { createTestPki } from '../src/emulator/pki.js';
-import { createTableSql } from '../src/sinks/postgres/driver.js';
+import pg from 'pg';
+import { createTableSql, insertSql, textArrayLiteral } from '../src/sinks/postgres/driver.js';
 import { EsEmulator } from '../test/support/es-emulator.js';
 import { HecEmulator } from '../test/support/hec-emulator.js';
 import { HttpIngest } from '../test/support/http-ingest.js';
@@ -46,13 +48,139 @@ export interface DestinationCount {
   unknown: number;
 }
 
-export type DestinationCommand = { cmd: 'count'; servedFile: string; expected: number } | { cmd: 'stop' };
+/** CPU the destination has used so far: its own process and its server's (see `treeCpuMs`). */
+export interface DestinationCpu {
+  type: 'cpu';
+  ms: number;
+}
+
+/** What the server stores when fed ready statements by a client that does nothing else (postgres only). */
+export interface ServerAlone {
+  type: 'alone';
+  events: number;
+  wallMs: number;
+  eventsPerSec: number;
+  /** The server's CPU for it. */
+  serverCpuMs: number;
+}
+
+export type DestinationCommand =
+  | { cmd: 'count'; servedFile: string; expected: number }
+  | { cmd: 'cpu' }
+  | { cmd: 'alone'; servedFile: string }
+  | { cmd: 'stop' };
 
 interface Destination {
   sinkLines: string[];
   env: Record<string, string>;
   uuids(): Promise<string[]>;
+  /** Roots of the process trees that do the destination's work, besides this process. */
+  serverPids?(): number[];
+  alone?(servedFile: string): Promise<ServerAlone>;
   stop(): Promise<void>;
+}
+
+/** /proc's CPU times are in clock ticks (USER_HZ), 100 a second on Linux. */
+const TICK_MS = 10;
+
+/**
+ * CPU time (ms) of the process trees rooted at `roots`: every live process's own time plus what its
+ * reaped children used (cutime, cstime), so a PostgreSQL backend that ended with its connection still
+ * counts, through the postmaster that reaped it.
+ */
+function treeCpuMs(roots: readonly number[]): number {
+  const procs = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The fields after the command's closing parenthesis: state, ppid, ..., utime (12th), stime,
+      // cutime, cstime.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      procs.set(Number(entry), {
+        ppid: Number(f[1]),
+        ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+      });
+    } catch {
+      // Ended between the listing and the read: its time is in its parent's cutime.
+    }
+  }
+  const counted = new Set<number>();
+  const walk = (pid: number) => {
+    if (counted.has(pid) || !procs.has(pid)) return;
+    counted.add(pid);
+    for (const [child, p] of procs) if (p.ppid === pid) walk(child);
+  };
+  for (const root of roots) walk(root);
+  let ticks = 0;
+  for (const pid of counted) ticks += procs.get(pid)!.ticks;
+  return ticks * TICK_MS;
+}
+
+/** The postgres sink's defaults (src/sinks/postgres/registration.ts): events per request, connections. */
+const PG_REQUEST_EVENTS = 500;
+const PG_CONNECTIONS = 2;
+const TAG_TAIL = ',"_okta_event_type":"systemLog"}';
+
+/**
+ * The served events, tagged as oktail stores them, inserted into a table of their own with the sink's
+ * statement, request size and connection count, from statements made before the clock starts: what this
+ * server can take on this machine when the client costs next to nothing.
+ */
+async function postgresAlone(server: PostgresServer, servedFile: string): Promise<ServerAlone> {
+  const lines = (await readFile(servedFile, 'utf8')).split('\n').filter((l) => l !== '');
+  const statements: Buffer[][] = [];
+  for (let i = 0; i < lines.length; i += PG_REQUEST_EVENTS) {
+    const events = lines.slice(i, i + PG_REQUEST_EVENTS).map((l) => {
+      const e = JSON.parse(l) as { uuid: string; published: string; eventType: string };
+      return {
+        uuid: e.uuid,
+        published: e.published,
+        eventType: e.eventType,
+        line: l.slice(0, -1) + TAG_TAIL,
+      };
+    });
+    statements.push([
+      Buffer.from(textArrayLiteral(events.map((e) => e.uuid))),
+      Buffer.from(textArrayLiteral(events.map((e) => e.published))),
+      Buffer.from(textArrayLiteral(events.map((e) => e.eventType))),
+      Buffer.from(textArrayLiteral(events.map(() => 'okta'))),
+      Buffer.from(events.map((e) => e.line).join('\n')),
+    ]);
+  }
+  const table = 'okta_events_alone';
+  await server.query(createTableSql(table), [], 'security');
+  const clients = await Promise.all(
+    Array.from({ length: PG_CONNECTIONS }, async () => {
+      const client = new pg.Client(server.url('security'));
+      await client.connect();
+      await client.query("SET default_toast_compression = 'lz4'");
+      return client;
+    }),
+  );
+  try {
+    const roots = [server.postmasterPid()];
+    const cpuBefore = treeCpuMs(roots);
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      clients.map(async (client) => {
+        while (next < statements.length) await client.query(insertSql(table), statements[next++]);
+      }),
+    );
+    const wallMs = performance.now() - started;
+    const serverCpuMs = treeCpuMs(roots) - cpuBefore;
+    return {
+      type: 'alone',
+      events: lines.length,
+      wallMs,
+      eventsPerSec: lines.length / (wallMs / 1000),
+      serverCpuMs,
+    };
+  } finally {
+    await Promise.all(clients.map((c) => c.end()));
+    await server.query(`DROP TABLE ${table}`, [], 'security');
+  }
 }
 
 const uuidOf = (json: string) => /"uuid":"([^"]+)"/.exec(json)?.[1] ?? '';
@@ -138,6 +266,9 @@ async function start(config: DestinationConfig): Promise<Destination> {
           (await server.query<{ uuid: string }>('SELECT uuid FROM okta_events', [], 'security')).rows.map(
             (r) => r.uuid,
           ),
+        // pg_ctl leaves the postmaster to run on its own, outside this process's tree.
+        serverPids: () => [server.postmasterPid()],
+        alone: (servedFile) => postgresAlone(server, servedFile),
         stop: () => server.stop(),
       };
     }
@@ -245,6 +376,19 @@ async function main(): Promise<void> {
         (c) => process.send!(c),
         (err: unknown) => process.send!({ type: 'error', message: String(err) }),
       );
+    } else if (message.cmd === 'cpu') {
+      const cpu: DestinationCpu = {
+        type: 'cpu',
+        ms: treeCpuMs([process.pid, ...(destination.serverPids?.() ?? [])]),
+      };
+      process.send!(cpu);
+    } else if (message.cmd === 'alone') {
+      if (!destination.alone) process.send!({ type: 'error', message: `${config.type} has no alone run` });
+      else
+        destination.alone(message.servedFile).then(
+          (a) => process.send!(a),
+          (err: unknown) => process.send!({ type: 'error', message: String(err) }),
+        );
     } else {
       void destination.stop().finally(() => process.disconnect());
     }

@@ -1,7 +1,7 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chown, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -129,6 +129,11 @@ export class PostgresServer {
   /** Starts (or restarts after `stopServer`) the server process and waits until it accepts connections. */
   async startServer(): Promise<void> {
     await this.#exec('pg_ctl', ['start', '-w', '-t', '60', '-D', this.dataDir, '-l', join(this.dir, 'log')]);
+  }
+
+  /** The running postmaster's PID (the first line of postmaster.pid): pg_ctl leaves it to run detached. */
+  postmasterPid(): number {
+    return Number(readFileSync(join(this.dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
   }
 
   /** `immediate` is a crash stop (no checkpoint, clients cut off mid-transaction). */
