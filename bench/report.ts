@@ -581,6 +581,14 @@ const SINK_NOTES = [
     'HEC, as the helper hands them over (one trial, 2026-11-29 07:50 UTC, load about 1.5): the first framing of ' +
     'a page (as in a run, where each page is framed once) 14.7 -> 7.5 ms, later ones 2.9-5.3 -> 2.1-3.1 ms.',
   '',
+  "The Okta emulator's own CPU is measured too (from /proc, like the destination's). Doing so showed that, " +
+    'in the run of 2026-11-29 13:10 UTC, the emulator went from 0.74-0.91 s a run to 2.96-5.11 s from the seventh ' +
+    "run on: V8's memory reducer had shrunk its old generation's limit to about the size of the 200,000 " +
+    'events it holds, so each megabyte that serving promoted started a full marking of all of them (`--trace-gc`: ' +
+    'a Mark-Compact every 0.2-0.4 s). That took CPU from every sink measured after it, postgres most (12,527-' +
+    '13,804 events/s in rounds 2-5, 18,549 in round 1 of the same run). The emulator now runs with ' +
+    '`--heap-growing-percent=300`: in 12 runs after the change it took 0.65-1.11 s each.',
+  '',
   'The machine is a shared VM, and CPU seconds move with its neighbours: in one trial of 3 rounds (2026-11-29 ' +
     '08:00 UTC) the file sink took 4.10, 4.78 and 5.06 s for the same 200,000 events, and every ratio moves with ' +
     "its round's file run. The scenario therefore runs 5 rounds, and each ratio is the median of its 5.",
