@@ -16,6 +16,7 @@ import type {
   DestinationReady,
   ServerAlone,
 } from './sink-destination.js';
+import { procStat } from './proc-stat.js';
 import type { Usage } from './usage.js';
 
 /** The compiled bench folder (this file's) and the repository root above it. */
@@ -62,11 +63,9 @@ export class EmulatorProcess {
     return new EmulatorProcess(child, ready);
   }
 
-  /** The emulator process's CPU so far (ms), from /proc (clock ticks of 10 ms). */
+  /** The emulator process's CPU so far (ms). */
   cpuMs(): number {
-    const stat = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * 10;
+    return procStat(this.child.pid!)?.cpuMs ?? NaN;
   }
 
   private ask<T>(command: EmulatorCommand, type: string): Promise<T> {

@@ -7,7 +7,7 @@
  */
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -20,6 +20,7 @@ import { HttpIngest } from '../test/support/http-ingest.js';
 import { PostgresServer } from '../test/support/postgres.js';
 import { RsyslogServer } from '../test/support/rsyslog.js';
 import { S3Server } from '../test/support/s3.js';
+import { procStat, type ProcStat } from './proc-stat.js';
 import type { NetworkSink } from './results.js';
 
 export interface DestinationConfig {
@@ -80,30 +81,18 @@ interface Destination {
   stop(): Promise<void>;
 }
 
-/** /proc's CPU times are in clock ticks (USER_HZ), 100 a second on Linux. */
-const TICK_MS = 10;
-
 /**
  * CPU time (ms) of the process trees rooted at `roots`: every live process's own time plus what its
- * reaped children used (cutime, cstime), so a PostgreSQL backend that ended with its connection still
- * counts, through the postmaster that reaped it.
+ * reaped children used, so a PostgreSQL backend that ended with its connection still counts, through the
+ * postmaster that reaped it.
  */
 function treeCpuMs(roots: readonly number[]): number {
-  const procs = new Map<number, { ppid: number; ticks: number }>();
+  const procs = new Map<number, ProcStat>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // The fields after the command's closing parenthesis: state, ppid, ..., utime (12th), stime,
-      // cutime, cstime.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      procs.set(Number(entry), {
-        ppid: Number(f[1]),
-        ticks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
-      });
-    } catch {
-      // Ended between the listing and the read: its time is in its parent's cutime.
-    }
+    // null: ended between the listing and the read, and its time is in its parent's children's time.
+    const stat = procStat(Number(entry));
+    if (stat) procs.set(Number(entry), stat);
   }
   const counted = new Set<number>();
   const walk = (pid: number) => {
@@ -112,9 +101,9 @@ function treeCpuMs(roots: readonly number[]): number {
     for (const [child, p] of procs) if (p.ppid === pid) walk(child);
   };
   for (const root of roots) walk(root);
-  let ticks = 0;
-  for (const pid of counted) ticks += procs.get(pid)!.ticks;
-  return ticks * TICK_MS;
+  let ms = 0;
+  for (const pid of counted) ms += procs.get(pid)!.cpuMs + procs.get(pid)!.childrenCpuMs;
+  return ms;
 }
 
 /** The postgres sink's defaults (src/sinks/postgres/registration.ts): events per request, connections. */
