@@ -5,6 +5,7 @@ import { ConfigError, type ConfigProblem } from '../config/errors.js';
 import { parseConfig } from '../config/load.js';
 import type { Config, OktaSourceConfig } from '../config/schema.js';
 import { OktailError, errorMessage } from '../core/errors.js';
+import { syncDir } from '../core/fs-sync.js';
 import {
   AUTH_STRATEGIES,
   BEARER_KEYS,
@@ -305,7 +306,7 @@ export class ConfigFile {
     } else {
       await mkdir(scriptsDir, { recursive: true, mode: 0o700 });
       scriptTmp = join(scriptsDir, `.${form.name}.lua.tmp`);
-      await writeAtomically(scriptTmp, form.script, 0o600, false);
+      await writeAtomically(scriptTmp, form.script, 0o600, true);
       for (const message of await paths.scriptProblems(scriptTmp)) {
         problems.push({ field: 'script', message });
       }
@@ -334,7 +335,12 @@ export class ConfigFile {
       await writeSecret(secretsDir, path, form.private_key_pass);
       refs.privateKeyPass = this.#reference(path);
     }
-    if (scriptTmp && scriptPath) await rename(scriptTmp, scriptPath);
+    if (scriptTmp && scriptPath) {
+      await rename(scriptTmp, scriptPath);
+      // Durable before the config that names it is: a crash in between must not leave a config naming a
+      // script the disk lost.
+      await syncDir(scriptsDir);
+    }
     applyForm(doc, form, mode, {
       tokenFile: refs.token,
       keyPassFile: refs.keyPass,
@@ -617,7 +623,10 @@ async function writeSecret(dir: string, path: string, value: string): Promise<vo
   await writeAtomically(path, value + '\n', 0o600, true);
 }
 
-/** Temp file, fsync, rename: a crash leaves the old file or the new one. Keeps an existing file's mode. */
+/**
+ * Temp file, fsync, rename, and with `sync` an fsync of the directory too: a crash leaves the old file
+ * or the new one. Keeps an existing file's mode.
+ */
 export async function writeAtomically(
   path: string,
   text: string,
@@ -642,4 +651,7 @@ export async function writeAtomically(
     await file.close();
   }
   await rename(tmp, path);
+  // The rename lasts only once the directory is on disk: until then a crash may bring back the old file
+  // (or, for a new one, none).
+  if (sync) await syncDir(dirname(path));
 }

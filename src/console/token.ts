@@ -2,6 +2,7 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { OktailError } from '../core/errors.js';
+import { syncDir } from '../core/fs-sync.js';
 
 /*
  * The console's access token. Only its SHA-256 is stored (data_dir/console-token.json, mode 0600), so the
@@ -37,6 +38,9 @@ async function writeRecord(dataDir: string, record: TokenRecord): Promise<void> 
     await file.close();
   }
   await rename(tmp, path);
+  // A rotation must survive a crash: until the directory is on disk the old hash, and so the old token
+  // and its sessions, may come back.
+  await syncDir(dataDir);
 }
 
 async function readRecord(dataDir: string): Promise<TokenRecord | null> {
