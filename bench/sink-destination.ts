@@ -5,7 +5,7 @@
  * and memory measured are oktail's alone. `verify` counts what the destination holds against the uuids
  * the Okta emulator served.
  */
-import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -282,24 +282,14 @@ async function start(config: DestinationConfig): Promise<Destination> {
       const gzipped = config.type === 's3';
       const server = new S3Server(['security-logs']);
       await server.start();
-      const client = new S3Client({
-        region: 'us-east-1',
-        endpoint: server.endpoint,
-        forcePathStyle: true,
-        credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-      });
+      const client = server.client();
       return {
-        sinkLines: [
-          '  dest:',
-          '    type: s3',
-          '    inputs: [okta]',
-          '    bucket: security-logs',
-          '    region: us-east-1',
-          `    endpoint: ${server.endpoint}`,
-          '    force_path_style: true',
-          '    auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
-          ...(gzipped ? [] : ['    compression: none']),
-        ],
+        sinkLines: server
+          .sinkLines('dest', [
+            '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
+            ...(gzipped ? [] : ['  compression: none']),
+          ])
+          .map((line) => `  ${line}`),
         env: { S3_KEY_ID: server.accessKeyId, S3_SECRET: server.secretAccessKey },
         uuids: async () => {
           const uuids: string[] = [];

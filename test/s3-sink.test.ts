@@ -16,12 +16,7 @@ let client: S3Client;
 
 beforeAll(async () => {
   await server.start();
-  client = new S3Client({
-    region: 'us-east-1',
-    endpoint: server.endpoint,
-    forcePathStyle: true,
-    credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-  });
+  client = server.client();
 });
 afterAll(async () => {
   client.destroy();
@@ -134,17 +129,7 @@ describe('s3 sink in a running collector', () => {
 
   /** The config of an s3 sink named lake writing to this suite's s3rver under `prefix`. */
   function lakeLines(prefix: string, more: string[] = []): string[] {
-    return [
-      'lake:',
-      '  type: s3',
-      '  inputs: [okta]',
-      '  bucket: security-logs',
-      '  region: us-east-1',
-      `  endpoint: ${server.endpoint}`,
-      '  force_path_style: true',
-      `  key_prefix: "${prefix}"`,
-      ...more,
-    ];
+    return server.sinkLines('lake', [`  key_prefix: "${prefix}"`, ...more]);
   }
 
   /** Every line of every object under `prefix`, and how many objects there are. */

@@ -1,3 +1,4 @@
+import { S3Client } from '@aws-sdk/client-s3';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,33 @@ export class S3Server {
     });
     const { port } = await this.#server.run();
     this.endpoint = `http://127.0.0.1:${port}`;
+  }
+
+  /** An AWS SDK client for this server, with its credentials; the caller destroys it. */
+  client(): S3Client {
+    return new S3Client({
+      region: 'us-east-1',
+      endpoint: this.endpoint,
+      forcePathStyle: true,
+      credentials: { accessKeyId: this.accessKeyId, secretAccessKey: this.secretAccessKey },
+    });
+  }
+
+  /**
+   * The config lines of an s3 sink `name` (fed by source okta) writing to this server's first bucket,
+   * then `more` (indented as the sink's keys), for a YAML `sinks:` map.
+   */
+  sinkLines(name: string, more: string[] = []): string[] {
+    return [
+      `${name}:`,
+      '  type: s3',
+      '  inputs: [okta]',
+      `  bucket: ${this.buckets[0]}`,
+      '  region: us-east-1',
+      `  endpoint: ${this.endpoint}`,
+      '  force_path_style: true',
+      ...more,
+    ];
   }
 
   /** Stops serving (connections are refused) and keeps the stored objects for `resume`. */

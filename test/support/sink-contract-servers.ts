@@ -3,7 +3,6 @@ import {
   DeleteBucketCommand,
   GetObjectCommand,
   ListObjectsV2Command,
-  S3Client,
 } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync } from 'node:zlib';
@@ -112,26 +111,16 @@ export const s3Entry: ContractEntry = {
   start: async () => {
     const server = new S3Server(['contract']);
     await server.start();
-    const client = new S3Client({
-      region: 'us-east-1',
-      endpoint: server.endpoint,
-      forcePathStyle: true,
-      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
-    });
+    const client = server.client();
     let paused = false;
     return {
-      sinkLines: [
-        '  dest:',
-        '    type: s3',
-        '    inputs: [okta]',
-        '    bucket: contract',
-        '    region: us-east-1',
-        `    endpoint: ${server.endpoint}`,
-        '    force_path_style: true',
-        '    batch: { max_events: 400 }',
-        '    request: { timeout_secs: 5, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
-        '    auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
-      ],
+      sinkLines: server
+        .sinkLines('dest', [
+          '  batch: { max_events: 400 }',
+          '  request: { timeout_secs: 5, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
+          '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
+        ])
+        .map((line) => `  ${line}`),
       env: { S3_KEY_ID: server.accessKeyId, S3_SECRET: server.secretAccessKey },
       // Keys start with the source and the first event's published: in this suite's data, arrival order.
       read: async () => {
