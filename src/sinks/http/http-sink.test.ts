@@ -5,7 +5,6 @@ import { silentLogger } from '../../telemetry/logger.js';
 import { LogTelemetry } from '../../telemetry/telemetry.js';
 import { HttpIngest } from '../../../test/support/http-ingest.js';
 import { HttpSinkSchema } from './registration.js';
-import { retryAfterMs } from '../shared/http-answers.js';
 import { createHttpSink } from './http-sink.js';
 
 let pki: TestPki;
@@ -139,13 +138,5 @@ describe('http sink', () => {
     expect((await pending).kind).toBe('retry');
     await s.close();
     expect(ingest.accepted).toEqual([]);
-  });
-
-  it('reads Retry-After as seconds or a date', () => {
-    expect(retryAfterMs('3')).toBe(3000);
-    expect(retryAfterMs(undefined)).toBeUndefined();
-    expect(retryAfterMs('soon')).toBeUndefined();
-    const later = retryAfterMs(new Date(Date.now() + 60_000).toUTCString()) ?? 0;
-    expect(later).toBeGreaterThan(55_000);
   });
 });
