@@ -22,6 +22,7 @@ import { RsyslogServer } from '../test/support/rsyslog.js';
 import { S3Server } from '../test/support/s3.js';
 import { procStat, type ProcStat } from './proc-stat.js';
 import type { NetworkSink } from './results.js';
+import { TAG_TAIL } from './verify.js';
 
 export interface DestinationConfig {
   type: NetworkSink;
@@ -109,7 +110,6 @@ function treeCpuMs(roots: readonly number[]): number {
 /** The postgres sink's defaults (src/sinks/postgres/registration.ts): events per request, connections. */
 const PG_REQUEST_EVENTS = 500;
 const PG_CONNECTIONS = 2;
-const TAG_TAIL = ',"_okta_event_type":"systemLog"}';
 
 /**
  * The served events, tagged as oktail stores them, inserted into a table of their own with the sink's

@@ -20,7 +20,9 @@ export interface Verification {
   firstDifference: { line: number; served: string; written: string } | null;
 }
 
-const TAG_TAIL = Buffer.from(',"_okta_event_type":"systemLog"}');
+/** How a tagged event ends: the served event's closing brace replaced by oktail's tag and a brace. */
+export const TAG_TAIL = ',"_okta_event_type":"systemLog"}';
+const TAG_TAIL_BYTES = Buffer.from(TAG_TAIL);
 const UUID = /"uuid":"([^"]+)"/;
 const RENAMED = Buffer.from('"_interface":');
 
@@ -56,9 +58,9 @@ function isIdentical(written: Buffer, served: Buffer, form: OutputForm): boolean
   if (form === 'plain') return written.equals(served);
   const body = served.length - 1;
   return (
-    written.length === body + TAG_TAIL.length &&
+    written.length === body + TAG_TAIL_BYTES.length &&
     written.subarray(0, body).equals(served.subarray(0, body)) &&
-    written.subarray(body).equals(TAG_TAIL)
+    written.subarray(body).equals(TAG_TAIL_BYTES)
   );
 }
 
