@@ -34,6 +34,7 @@ describe('postgres, syslog and s3 sink config', () => {
         '  inputs: [okta]',
         '  bucket: security-logs',
         '  region: us-east-1',
+        '  batch: { max_events: 100000, max_bytes: 50000000, timeout_secs: 300 }',
         '  auth: { access_key_id: AKIAEXAMPLE, secret_access_key: "${AWS_SECRET}" }',
         'collector:',
         '  type: syslog',
@@ -49,9 +50,10 @@ describe('postgres, syslog and s3 sink config', () => {
     expect(result.stdout).toContain('"secret_access_key": "[redacted]"');
     expect(result.stdout).toContain('"facility": "authpriv"');
     expect(result.stdout).toContain('"key_prefix": "okta/%Y/%m/%d/"');
+    expect(result.stdout).toContain('"timeout_secs": 300');
   });
 
-  it('names the key and the fix for s3 batch.timeout_secs, a bad key_prefix, udp syslog and a bad table', async () => {
+  it('names the key and the fix for a too long s3 batch.timeout_secs, a bad key_prefix, udp syslog and a bad table', async () => {
     const result = await validate([
       'lake:',
       '  type: s3',
@@ -59,7 +61,7 @@ describe('postgres, syslog and s3 sink config', () => {
       '  bucket: security-logs',
       '  region: us-east-1',
       '  key_prefix: "okta/%Y/%q/"',
-      '  batch: { timeout_secs: 300 }',
+      '  batch: { timeout_secs: 7200 }',
       'collector:',
       '  type: syslog',
       '  inputs: [okta]',
@@ -72,7 +74,7 @@ describe('postgres, syslog and s3 sink config', () => {
       '  table: "okta events; drop"',
     ]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/sinks\.lake\.batch\.timeout_secs \(line \d+\): does not apply to s3/);
+    expect(result.stderr).toMatch(/sinks\.lake\.batch\.timeout_secs \(line \d+\): must be at most 3600/);
     expect(result.stderr).toMatch(/sinks\.lake\.key_prefix \(line \d+\): has unknown fields %q/);
     expect(result.stderr).toMatch(/sinks\.collector\.mode \(line \d+\): must be one of tcp, tls/);
     expect(result.stderr).toMatch(/sinks\.db\.table \(line \d+\): must be a table name/);

@@ -1,4 +1,5 @@
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { readFile } from 'node:fs/promises';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createRandom } from '../src/emulator/random.js';
@@ -167,15 +168,26 @@ describe('s3 sink in a running collector', () => {
     expect(lines).toEqual(org.emulator.allEvents().map((e) => taggedBytes(e).toString('utf8')));
   });
 
-  it('holds every served event exactly once across SIGKILLs: a replayed page overwrites its objects', async () => {
+  /**
+   * SIGKILLs `run --once` again and again while it writes objects, then checks that the objects (and the
+   * file sink on the same source) hold every served event exactly once.
+   */
+  async function crashLoop(
+    prefix: string,
+    batch: string,
+    rounds: number,
+    killAfter: (
+      random: ReturnType<typeof createRandom>,
+      before: number,
+    ) => { objects: number; delayMs: number },
+  ) {
     org = await startOrg({ latencyMs: 20 });
     org.emulator.appendEvents(9000, { publishedStart: Date.now() - HOUR, seed: 41, outOfOrder: 0.05 });
     org.emulator.randomFaults({ probability: 0.05, seed: 6, kinds: [{ kind: 'status', status: 503 }] });
-    const { file } = await writeConfigWithSink(
+    const { file, out } = await writeConfigWithSink(
       org,
-      lakeLines('crash/%Y/%m/%d/', [
-        // Smaller than a page, so pages are cut into several objects and the cut points are tested too.
-        '  batch: { max_events: 400 }',
+      lakeLines(`${prefix}%Y/%m/%d/`, [
+        `  batch: ${batch}`,
         '  request: { timeout_secs: 20, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
         '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
       ]),
@@ -188,16 +200,17 @@ describe('s3 sink in a running collector', () => {
     };
     const random = createRandom(20261129);
     let kills = 0;
-    for (let round = 0; round < 8; round++) {
+    for (let round = 0; round < rounds; round++) {
       // A short last page, then more events: the replay of that page holds more events than the original.
       if (round === 3)
         org.emulator.appendEvents(700, { publishedStart: Date.now() - HOUR / 2, outOfOrder: 0.3 });
-      const before = (await keys('crash/')).length;
-      const target = before + 1 + random.int(6);
+      const before = (await keys(prefix)).length;
+      const { objects, delayMs } = killAfter(random, before);
       const started = performance.now();
       const child = spawnCli(['run', '--once', '-c', file], env);
       const done = collect(child, started, 120_000);
-      await waitUntil(async () => child.exitCode !== null || (await keys('crash/')).length >= target, 60_000);
+      await waitUntil(async () => child.exitCode !== null || (await keys(prefix)).length >= objects, 60_000);
+      if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
       if (child.exitCode === null) {
         child.kill('SIGKILL');
         kills++;
@@ -208,19 +221,58 @@ describe('s3 sink in a running collector', () => {
     org.emulator.randomFaults(null);
     const final = await runCli(['run', '--once', '-c', file], { env });
     expect(final.code, final.stderr).toBe(0);
-    expect(kills).toBeGreaterThanOrEqual(4);
 
-    const { objects, lines } = await objectLines('crash/');
     const served = org.emulator.allEvents().map((e) => taggedBytes(e).toString('utf8'));
-    const counts = new Map<string, number>();
-    for (const line of lines) counts.set(line, (counts.get(line) ?? 0) + 1);
-    const duplicated = [...counts.values()].filter((n) => n > 1).length;
-    const missing = served.filter((m) => !counts.has(m)).length;
-    expect({ duplicated, missing, lines: lines.length }).toEqual({
-      duplicated: 0,
-      missing: 0,
-      lines: served.length,
-    });
-    console.log(`s3 crash loop: ${kills} SIGKILLs, ${served.length} events in ${objects} objects, each once`);
+    const { objects, lines } = await objectLines(prefix);
+    const fileLines = (await readFile(out, 'utf8')).trimEnd().split('\n');
+    for (const [where, held] of [
+      ['objects', lines],
+      ['file', fileLines],
+    ] as const) {
+      const counts = new Map<string, number>();
+      for (const line of held) counts.set(line, (counts.get(line) ?? 0) + 1);
+      const duplicated = [...counts.values()].filter((n) => n > 1).length;
+      const missing = served.filter((m) => !counts.has(m)).length;
+      expect({ where, duplicated, missing, lines: held.length }).toEqual({
+        where,
+        duplicated: 0,
+        missing: 0,
+        lines: served.length,
+      });
+    }
+    return { kills, objects, events: served.length };
+  }
+
+  it('holds every served event exactly once across SIGKILLs: pages cut into objects are cut the same again', async () => {
+    // Smaller than a page, so each page is cut into several objects and the cut points are tested too.
+    const { kills, objects, events } = await crashLoop(
+      'crash/',
+      '{ max_events: 400 }',
+      8,
+      (random, before) => ({
+        objects: before + 1 + random.int(6),
+        delayMs: 0,
+      }),
+    );
+    expect(kills).toBeGreaterThanOrEqual(4);
+    console.log(
+      `s3 crash loop (pages cut): ${kills} SIGKILLs, ${events} events in ${objects} objects, each once`,
+    );
+  }, 300_000);
+
+  it('holds every served event exactly once across SIGKILLs: objects of several pages, cut by size and timeout', async () => {
+    // Two 1000-event pages fill an object; the short timeout cuts others after one page, at moments that
+    // differ from run to run, so a replay cuts its objects elsewhere than the run it replaces.
+    const { kills, objects, events } = await crashLoop(
+      'units/',
+      '{ max_events: 2000, timeout_secs: 0.15 }',
+      10,
+      (random, before) => ({ objects: before + 1, delayMs: random.int(4) * 40 }),
+    );
+    expect(kills).toBeGreaterThanOrEqual(3);
+    expect(objects).toBeLessThan(events / 1000);
+    console.log(
+      `s3 crash loop (several pages per object): ${kills} SIGKILLs, ${events} events in ${objects} objects, each once`,
+    );
   }, 300_000);
 });

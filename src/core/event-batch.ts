@@ -102,6 +102,37 @@ export function batchFromNdjson(
   return batch;
 }
 
+/** Bytes the batch's events take as NDJSON: each event and its newline. */
+export function ndjsonBytes(batch: EventBatch): number {
+  let bytes = 0;
+  for (let i = 0; i < batch.count; i++) bytes += (batch.ends[i] as number) - (batch.starts[i] as number) + 1;
+  return bytes;
+}
+
+/** The batch's events as NDJSON in a buffer of its own: a page's bytes are reused once the next is fetched. */
+export function copyNdjson(batch: EventBatch): Buffer {
+  const n = batch.count;
+  const { data, starts, ends } = batch;
+  let contiguous = n > 0;
+  for (let i = 0; i < n && contiguous; i++) {
+    const end = ends[i] as number;
+    contiguous = data[end] === LF && (i + 1 === n || starts[i + 1] === end + 1);
+  }
+  if (contiguous) return Buffer.from(data.subarray(starts[0], (ends[n - 1] as number) + 1));
+  const out = Buffer.allocUnsafe(ndjsonBytes(batch));
+  let at = 0;
+  for (let i = 0; i < n; i++) {
+    at += data.copy(out, at, starts[i], ends[i]);
+    out[at++] = LF;
+  }
+  return out;
+}
+
+/** A batch over a copy of `batch`'s events, valid for as long as it is kept. */
+export function copyBatch(batch: EventBatch): EventBatch {
+  return batchFromNdjson(batch.source, batch.domain, copyNdjson(batch));
+}
+
 const readers = new WeakMap<EventBatch, EventFields>();
 
 /**

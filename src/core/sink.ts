@@ -33,6 +33,11 @@ export function eventBytes(batch: EventBatch, i: number): Buffer {
 /** Results are data: the pipeline branches on them (retry only the sinks that failed, halt on fatal). */
 export type WriteResult =
   | { kind: 'ok' }
+  /**
+   * Only from a sink with `holds`: the page joined the pages it holds for the source, not yet delivered.
+   * The pipeline does not commit past a held page until `holds.flush` answered `ok`.
+   */
+  | { kind: 'held' }
   /** Transient: the pipeline retries with backoff. */
   | { kind: 'retry'; afterMs?: number; error: Error }
   /** Permanent: halts the sources this sink feeds. */
@@ -70,6 +75,28 @@ export interface Sink {
   checkpoint(): SinkCheckpoint | undefined;
   /** Flushes what was accepted and releases resources; idempotent. */
   close(): Promise<void>;
+  /**
+   * A sink that delivers several pages of a source as one unit (s3: one object). Its `write` copies the
+   * page and answers `held`; the pipeline then fetches the next page without committing, and has the
+   * sink deliver what it holds (`flush`) when a page would not fit, when the sink says the unit is due
+   * (full, or held for its timeout), at the end of a `--once` cycle and on shutdown. The pipeline
+   * flushes every holding sink of a source together and commits right after, so between two commits each
+   * holding sink delivers at most one unit per source, and it starts at the first event after the
+   * checkpoint: after a crash the replay starts a unit at the same event again.
+   */
+  readonly holds?: {
+    /** Whether `batch` may join what is held for its source (an empty unit takes any page). */
+    fits(batch: EventBatch): boolean;
+    /**
+     * When what is held for `source` must be delivered, in `performance.now()` time: now or earlier when
+     * it is full, undefined when nothing is held.
+     */
+    dueAt(source: string): number | undefined;
+    /** Delivers everything held for `source`; `ok` means durable (nothing held any more). */
+    flush(source: string, signal: AbortSignal): Promise<WriteResult>;
+    /** Forgets what is held for `source`, delivering nothing: it was not committed and is fetched again. */
+    drop(source: string): void;
+  };
   /**
    * A database sink that can also write a batch through another component's open transaction on the same
    * database (CheckpointStore.transactionalWrite): `url` names the database, `write` inserts the batch.

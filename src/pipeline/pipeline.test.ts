@@ -1,5 +1,6 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { CollectionLogic } from '../core/collection-logic.js';
@@ -407,6 +408,195 @@ describe('Pipeline', () => {
       await expect(pipeline.addSource(live('x', []), ['nope'])).rejects.toThrow(/unknown sinks nope/);
       controller.abort(new Error('SIGTERM'));
       expect(await done).toEqual([]);
+    });
+  });
+
+  describe('with a holding sink (pages delivered as one unit, committed after it)', () => {
+    /** Holds pages per source up to `maxEvents`; a flush delivers them as one unit. */
+    class HoldingSink implements Sink {
+      readonly kind = 'acknowledged' as const;
+      readonly units: string[][] = [];
+      flushes = 0;
+      readonly #held = new Map<string, { pages: string[]; since: number }>();
+      constructor(
+        readonly name: string,
+        readonly inputs: string[],
+        readonly maxEvents: number,
+        readonly holdMs = 60_000,
+        private readonly flushAnswers: WriteResult['kind'][] = [],
+      ) {}
+      readonly holds = {
+        fits: (batch: EventBatch) => {
+          const held = this.#held.get(batch.source);
+          return !held || held.pages.length + batch.count <= this.maxEvents;
+        },
+        dueAt: (source: string) => {
+          const held = this.#held.get(source);
+          if (!held) return undefined;
+          return held.pages.length >= this.maxEvents ? -Infinity : held.since + this.holdMs;
+        },
+        flush: async (source: string): Promise<WriteResult> => {
+          const answer = this.flushAnswers[this.flushes++] ?? 'ok';
+          if (answer === 'retry') return { kind: 'retry', error: new Error('busy'), afterMs: 1 };
+          if (answer === 'fatal') return { kind: 'fatal', error: new Error('denied') };
+          const held = this.#held.get(source);
+          if (held) this.units.push(held.pages);
+          this.#held.delete(source);
+          return { kind: 'ok' };
+        },
+        drop: (source: string) => void this.#held.delete(source),
+      };
+      async open(): Promise<void> {}
+      async write(batch: EventBatch): Promise<WriteResult> {
+        const held = this.#held.get(batch.source) ?? { pages: [], since: performance.now() };
+        this.#held.set(batch.source, held);
+        // A copy: the page's bytes are reused once the next page is fetched.
+        for (let i = 0; i < batch.count; i++) {
+          held.pages.push(batch.data.subarray(batch.starts[i], batch.ends[i]).toString());
+        }
+        return { kind: 'held' };
+      }
+      checkpoint(): undefined {
+        return undefined;
+      }
+      async close(): Promise<void> {}
+    }
+
+    /** Pages of one event each over one reused buffer, as the Okta source's read-ahead buffers are. */
+    function reusingSource(name: string, from: number, to: number, seen: JsonObject[] = []): PipelineSource {
+      const src = source(name, []);
+      const buffer = Buffer.alloc(8);
+      let next = from;
+      src.source = {
+        async *cycle(state) {
+          seen.push(state);
+          for (; next <= to; next++) {
+            buffer.write(`{"n":${next}}\n`);
+            yield {
+              batch: batchFromNdjson(name, 'acme.okta.com', buffer),
+              state: { next: `cursor-${next}` },
+              newestPublished: null,
+            };
+          }
+        },
+      };
+      return src;
+    }
+
+    /** A store that records the source state of every commit. */
+    async function recordingStore() {
+      const store = new FileCheckpointStore(await mkdtemp(join(tmpdir(), 'oktail-pipe-')));
+      const commits: unknown[] = [];
+      const commit = store.commit.bind(store);
+      store.commit = async (cp) => {
+        commits.push(cp.sources.okta?.state);
+        await commit(cp);
+      };
+      return { store, commits };
+    }
+
+    function pipelineWith(sources: PipelineSource[], sinks: Sink[], store: FileCheckpointStore, once = true) {
+      const log = silentLogger();
+      return new Pipeline({
+        sources,
+        sinks,
+        store,
+        log,
+        telemetry: new LogTelemetry(log),
+        once,
+        sinkRetryMs: 1,
+        drainMs: 60_000,
+      });
+    }
+
+    it('commits only after a unit is delivered, and never inside one', async () => {
+      const lake = new HoldingSink('lake', ['okta'], 3);
+      const { store, commits } = await recordingStore();
+      const pipeline = pipelineWith([reusingSource('okta', 1, 7)], [lake], store);
+      expect(await run(pipeline)).toEqual([{ source: 'okta', status: 'completed' }]);
+      // Full at 3 events; the last unit is delivered at the end of the --once cycle.
+      expect(lake.units).toEqual([
+        ['{"n":1}', '{"n":2}', '{"n":3}'],
+        ['{"n":4}', '{"n":5}', '{"n":6}'],
+        ['{"n":7}'],
+      ]);
+      expect(commits.slice(1)).toEqual([{ next: 'cursor-3' }, { next: 'cursor-6' }, { next: 'cursor-7' }]);
+    });
+
+    it('delivers what it holds before a page that would not fit, and commits right after', async () => {
+      const lake = new HoldingSink('lake', ['okta'], 3);
+      const { store, commits } = await recordingStore();
+      const pages = [
+        page(1, 1),
+        page(2, 1),
+        { ...page(3), batch: batchFromNdjson('okta', 'x', Buffer.from('{"n":3}\n{"n":4}\n')) },
+      ];
+      const pipeline = pipelineWith([source('okta', pages)], [lake], store);
+      await run(pipeline);
+      expect(lake.units).toEqual([
+        ['{"n":1}', '{"n":2}'],
+        ['{"n":3}', '{"n":4}'],
+      ]);
+      expect(commits.slice(1)).toEqual([{ next: 'cursor-2' }, { next: 'cursor-3' }]);
+    });
+
+    it("writes a file sink sharing the source at the unit's commit, from copies of the pages", async () => {
+      const lake = new HoldingSink('lake', ['okta'], 3);
+      const archive = new MemorySink('archive', ['okta']);
+      const { store, commits } = await recordingStore();
+      const pipeline = pipelineWith([reusingSource('okta', 1, 4)], [lake, archive], store);
+      await run(pipeline);
+      expect(archive.accepted).toEqual(['{"n":1}\n', '{"n":2}\n', '{"n":3}\n', '{"n":4}\n']);
+      expect(commits.slice(1)).toEqual([{ next: 'cursor-3' }, { next: 'cursor-4' }]);
+      expect((await store.load()).sinks.archive).toEqual({ accepted: 4 });
+    });
+
+    it('retries a flush, and halts without committing the unit when the sink refuses it for good', async () => {
+      const retried = new HoldingSink('lake', ['okta'], 2, 60_000, ['retry', 'ok']);
+      const { store } = await recordingStore();
+      await run(pipelineWith([reusingSource('okta', 1, 2)], [retried], store));
+      expect(retried.flushes).toBe(2);
+      expect((await store.load()).sources.okta?.state).toEqual({ next: 'cursor-2' });
+
+      const refused = new HoldingSink('lake', ['okta'], 2, 60_000, ['ok', 'fatal']);
+      const second = await recordingStore();
+      const [outcome] = await run(pipelineWith([reusingSource('okta', 1, 4)], [refused], second.store));
+      expect(outcome).toMatchObject({ status: 'halted', error: { code: 'SINK_WRITE_FAILED' } });
+      expect((await second.store.load()).sources.okta?.state).toEqual({ next: 'cursor-2' });
+    });
+
+    it('delivers held pages once they are due while idle, and the next cycle goes on after them', async () => {
+      const lake = new HoldingSink('lake', ['okta'], 100, 50);
+      const { store, commits } = await recordingStore();
+      const seen: JsonObject[] = [];
+      const src = reusingSource('okta', 1, 2, seen);
+      src.intervalMs = 20;
+      const controller = new AbortController();
+      const pipeline = pipelineWith([src], [lake], store, false);
+      const done = pipeline.run(controller.signal);
+      for (let i = 0; i < 2000 && lake.units.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      controller.abort(new Error('SIGTERM'));
+      expect(await done).toEqual([{ source: 'okta', status: 'stopped' }]);
+      expect(lake.units).toEqual([['{"n":1}', '{"n":2}']]);
+      expect(commits.slice(1)).toEqual([{ next: 'cursor-2' }]);
+      // Cycles between the pages' delivery and the flush started after the held pages, not from the start.
+      expect(seen.slice(1).every((s) => isDeepStrictEqual(s, { next: 'cursor-2' }))).toBe(true);
+      expect(seen.length).toBeGreaterThan(1);
+    });
+
+    it('delivers and commits what it holds on shutdown', async () => {
+      const lake = new HoldingSink('lake', ['okta'], 100);
+      const { store, commits } = await recordingStore();
+      const controller = new AbortController();
+      const pipeline = pipelineWith([reusingSource('okta', 1, 3)], [lake], store, false);
+      const done = pipeline.run(controller.signal);
+      for (let i = 0; i < 2000 && commits.length === 0; i++) await new Promise((r) => setTimeout(r, 5));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(commits).toHaveLength(1);
+      controller.abort(new Error('SIGTERM'));
+      await done;
+      expect(lake.units).toEqual([['{"n":1}', '{"n":2}', '{"n":3}']]);
+      expect(commits.slice(1)).toEqual([{ next: 'cursor-3' }]);
     });
   });
 });

@@ -7,7 +7,9 @@ import type {
 } from '../core/checkpoint.js';
 import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError, errorMessage, isOktailError } from '../core/errors.js';
-import type { Sink } from '../core/sink.js';
+import type { EventBatch, Sink, WriteResult } from '../core/sink.js';
+import type { JsonObject } from '../core/json.js';
+import { copyBatch } from '../core/event-batch.js';
 import type { OktaSource, SourcePage } from '../sources/okta/source.js';
 import { PromiseLock, sleep } from '../core/async.js';
 import type { Logger } from '../telemetry/logger.js';
@@ -55,6 +57,25 @@ interface RunningSource {
   removed: boolean;
 }
 
+/** A page delivered to the acknowledged sinks but not yet committed. */
+interface PendingPage {
+  /** Null when nothing needs its bytes at the commit. */
+  batch: EventBatch | null;
+  count: number;
+  bytes: number;
+  state: JsonObject;
+  newestPublished: string | null;
+}
+
+function pageInfo(page: SourcePage): Omit<PendingPage, 'batch'> {
+  return {
+    count: page.batch.count,
+    bytes: page.batch.data.length,
+    state: page.state,
+    newestPublished: page.newestPublished,
+  };
+}
+
 export interface SourceOutcome {
   source: string;
   /** 'halted': stopped for good; 'failed': a cycle failed in --once mode; 'stopped': shut down. */
@@ -88,6 +109,12 @@ export class Pipeline {
    */
   #poisoned: OktailError | null = null;
   readonly #running = new Map<string, RunningSource>();
+  /**
+   * Per source, the pages delivered but not committed because a holding sink (s3) holds some of them, in
+   * order. Their batches are copies, kept only when positional sinks or transactional writes still need
+   * the bytes at the commit.
+   */
+  readonly #pending = new Map<string, PendingPage[]>();
   /** Outcomes of sources that ended on their own or by shutdown, with the order they were started in. */
   readonly #outcomes: { order: number; outcome: SourceOutcome }[] = [];
   #started = 0;
@@ -315,15 +342,28 @@ export class Pipeline {
   }
 
   async #runSource(src: PipelineSource, signal: AbortSignal, delivery: AbortSignal): Promise<SourceOutcome> {
+    try {
+      return await this.#collect(src, signal, delivery);
+    } finally {
+      // Whatever is still held was not committed: whoever collects the source next fetches it again.
+      this.#pending.delete(src.name);
+      for (const sink of this.#o.sinks) sink.holds?.drop(src.name);
+    }
+  }
+
+  async #collect(src: PipelineSource, signal: AbortSignal, delivery: AbortSignal): Promise<SourceOutcome> {
     const { telemetry, once } = this.#o;
+    let wait = false;
     while (!signal.aborted) {
-      const started = performance.now();
-      let pages = 0;
-      let events = 0;
-      let newest: string | null = null;
       try {
-        const state = this.#checkpoint!.sources[src.name]!.state;
-        for await (const page of src.source.cycle(state, signal)) {
+        if (wait) await this.#idle(src, signal, delivery);
+        wait = true;
+        const started = performance.now();
+        let pages = 0;
+        let events = 0;
+        let newest: string | null = null;
+        // Held pages were delivered: the cycle goes on after them, not after the last commit.
+        for await (const page of src.source.cycle(this.#latestState(src.name), signal)) {
           // Shutdown: the page being delivered is finished, no new one is started.
           if (signal.aborted) break;
           await this.#deliver(src, page, delivery);
@@ -332,6 +372,8 @@ export class Pipeline {
           newest = page.newestPublished ?? newest;
         }
         if (signal.aborted) break;
+        // --once ends with everything committed: no later cycle would deliver what a holding sink keeps.
+        if (once) await this.#flush(src, delivery);
         telemetry.cycleFinished({
           source: src.name,
           pages,
@@ -339,6 +381,7 @@ export class Pipeline {
           ms: Math.round(performance.now() - started),
           newestPublished: newest,
         });
+        if (once) return { source: src.name, status: 'completed' };
       } catch (err) {
         if (signal.aborted && !isOktailError(err, 'SINK_WRITE_FAILED')) break;
         const error = isOktailError(err)
@@ -364,60 +407,184 @@ export class Pipeline {
           return { source: src.name, status: 'halted', error };
         }
       }
-      if (once) return { source: src.name, status: 'completed' };
-      try {
-        await sleep(src.intervalMs, signal);
-      } catch {
-        break;
-      }
     }
+    await this.#drain(src, delivery);
     return { source: src.name, status: 'stopped' };
   }
 
+  /** The state the source's next request starts from: its last delivered page's, committed or held. */
+  #latestState(name: string): JsonObject {
+    return this.#pending.get(name)?.at(-1)?.state ?? this.#checkpoint!.sources[name]!.state;
+  }
+
+  /** The source's acknowledged sinks that hold pages (s3). */
+  #holding(name: string): Sink[] {
+    return (this.#acknowledgedBySource.get(name) ?? []).filter((s) => s.holds !== undefined);
+  }
+
+  /** When the first of the source's holding sinks wants its pages delivered (undefined: none holds any). */
+  #dueAt(name: string): number | undefined {
+    let due: number | undefined;
+    for (const sink of this.#holding(name)) {
+      const at = sink.holds!.dueAt(name);
+      if (at !== undefined && (due === undefined || at < due)) due = at;
+    }
+    return due;
+  }
+
+  /** Waits out the interval between cycles, delivering held pages when they come due. */
+  async #idle(src: PipelineSource, signal: AbortSignal, delivery: AbortSignal): Promise<void> {
+    const end = performance.now() + src.intervalMs;
+    for (;;) {
+      const due = this.#dueAt(src.name);
+      const now = performance.now();
+      if (due !== undefined && due <= now) {
+        await this.#flush(src, delivery);
+        continue;
+      }
+      if (now >= end) return;
+      await sleep(Math.min(end, due ?? end) - now, signal);
+    }
+  }
+
+  /** Shutdown or removal: held pages are delivered and committed if the drain time allows. */
+  async #drain(src: PipelineSource, delivery: AbortSignal): Promise<void> {
+    if (!this.#pending.get(src.name)?.length) return;
+    try {
+      await this.#flush(src, delivery);
+    } catch (err) {
+      this.#o.log.warn(
+        { source: src.name, error: errorMessage(err) },
+        'Pages held for delivery were not committed at shutdown; they are fetched again at the next start.',
+      );
+    }
+  }
+
   /**
-   * Delivers a page: acknowledged sinks first (concurrently, no lock), then, under the commit lock, the
-   * positional sinks and the commit. `signal` aborts only once shutdown's drain time is over.
+   * Has every holding sink of the source deliver what it holds, then commits the pending pages. All of
+   * them at once and a commit right after: so between two commits a holding sink delivers at most one
+   * unit per source, starting right after the checkpoint, which a replay after a crash starts again.
+   */
+  async #flush(src: PipelineSource, signal: AbortSignal): Promise<void> {
+    const pending = this.#pending.get(src.name);
+    if (!pending || pending.length === 0) return;
+    const holding = this.#holding(src.name).filter((s) => s.holds!.dueAt(src.name) !== undefined);
+    const results = await Promise.allSettled(
+      holding.map((sink) => this.#write(sink, src.name, (s) => sink.holds!.flush(src.name, s), signal)),
+    );
+    for (const r of results) if (r.status === 'rejected') throw r.reason;
+    await this.#commitPages(src, pending, signal);
+    this.#pending.delete(src.name);
+  }
+
+  /**
+   * Delivers a page to the acknowledged sinks (concurrently, no lock), then commits it with the positional
+   * sinks, unless a holding sink keeps it: then it waits, with the pages before it, for that sink's flush.
+   * `signal` aborts only once shutdown's drain time is over.
    */
   async #deliver(src: PipelineSource, page: SourcePage, signal: AbortSignal): Promise<void> {
-    if (this.#perSource) return this.#deliverAlone(src, page, signal);
-    if (this.#poisoned) throw this.#poisoned;
+    if (!this.#perSource && this.#poisoned) throw this.#poisoned;
+    const { batch } = page;
+    if (batch.count === 0 && isDeepStrictEqual(this.#latestState(src.name), page.state)) return;
     const acknowledged = this.#acknowledgedBySource.get(src.name) ?? [];
     const positional = this.#positionalBySource.get(src.name) ?? [];
-    const current = this.#checkpoint!.sources[src.name];
-    if (page.batch.count === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
-    if (page.batch.count > 0) {
+    let held = false;
+    if (batch.count > 0) {
       for (const sink of [...acknowledged, ...positional]) {
         const failed = this.#failedSinks.get(sink.name);
         if (failed) throw failed;
       }
+      // A page that does not fit what a holding sink keeps: that is delivered and committed first, so a
+      // unit never spans the cut and always starts right after a checkpoint.
+      if (this.#pending.get(src.name)?.length && acknowledged.some((s) => s.holds && !s.holds.fits(batch))) {
+        await this.#flush(src, signal);
+      }
+      // Sinks written inside a per-source store's commit transaction get the page there.
+      const now = acknowledged.filter((s) => !this.#inCommit(s, batch));
       // Every acknowledged sink gets the page even if one fails: each keeps its own retry loop.
-      const results = await Promise.allSettled(acknowledged.map((sink) => this.#write(sink, page, signal)));
-      for (const r of results) if (r.status === 'rejected') throw r.reason;
+      const results = await Promise.allSettled(
+        now.map((sink) => this.#write(sink, src.name, (s) => sink.write(batch, s), signal)),
+      );
+      for (const r of results) {
+        if (r.status === 'rejected') throw r.reason;
+        if (r.value === 'held') held = true;
+      }
+    }
+    const pending = this.#pending.get(src.name) ?? [];
+    if (!held && pending.length === 0) {
+      await this.#commitPages(src, [{ ...pageInfo(page), batch }], signal);
+      return;
+    }
+    const keepBytes =
+      batch.count > 0 && (positional.length > 0 || acknowledged.some((s) => this.#inCommit(s, batch)));
+    pending.push({ ...pageInfo(page), batch: keepBytes ? copyBatch(batch) : null });
+    this.#pending.set(src.name, pending);
+    const due = this.#dueAt(src.name);
+    if (due !== undefined && due <= performance.now()) await this.#flush(src, signal);
+  }
+
+  /** Whether the sink gets its batches inside the per-source store's commit transaction. */
+  #inCommit(sink: Sink, batch: EventBatch): boolean {
+    return this.#perSource && this.#o.store.transactionalWrite?.(sink, batch) !== undefined;
+  }
+
+  /**
+   * Commits pages the acknowledged sinks have: with a shared store, writes them to the positional sinks
+   * under the commit lock and commits the whole checkpoint; with a per-source store, commits the source
+   * alone, with the transactional sinks' writes inside its transaction.
+   */
+  async #commitPages(src: PipelineSource, pages: readonly PendingPage[], signal: AbortSignal): Promise<void> {
+    const last = pages.at(-1)!;
+    const entry: SourceCheckpoint = {
+      domain: src.domain,
+      state: last.state,
+      committed_at: this.#now().toISOString(),
+    };
+    const acknowledged = this.#acknowledgedBySource.get(src.name) ?? [];
+    const positional = this.#positionalBySource.get(src.name) ?? [];
+    const delivered = () => {
+      for (const p of pages) {
+        if (p.count === 0) continue;
+        this.#o.telemetry.batchDelivered({
+          source: src.name,
+          events: p.count,
+          bytes: p.bytes,
+          sinks: [...acknowledged, ...positional].map((s) => s.name),
+          newestPublished: p.newestPublished,
+        });
+      }
+    };
+    const started = performance.now();
+    if (this.#perSource) {
+      const writes: TransactionalWrite[] = [];
+      for (const p of pages) {
+        if (p.count === 0 || p.batch === null) continue;
+        for (const sink of acknowledged) {
+          const write = this.#o.store.transactionalWrite?.(sink, p.batch);
+          if (write) writes.push(write);
+        }
+      }
+      await this.#commitSource(src.name, entry, writes, signal);
+      this.#checkpoint!.sources[src.name] = entry;
+      delivered();
+      this.#o.telemetry.checkpointCommitted({ source: src.name, ms: performance.now() - started });
+      return;
     }
     await this.#commitLock.run(async () => {
       let wrote = false;
       try {
         if (this.#poisoned) throw this.#poisoned;
-        if (page.batch.count > 0) {
+        for (const p of pages) {
+          if (p.count === 0 || p.batch === null) continue;
           for (const sink of positional) {
-            await this.#write(sink, page, signal);
+            const batch = p.batch;
+            await this.#write(sink, src.name, (s) => sink.write(batch, s), signal);
             wrote = true;
           }
-          this.#o.telemetry.batchDelivered({
-            source: src.name,
-            events: page.batch.count,
-            bytes: page.batch.data.length,
-            sinks: [...acknowledged, ...positional].map((s) => s.name),
-            newestPublished: page.newestPublished,
-          });
         }
-        this.#checkpoint!.sources[src.name] = {
-          domain: src.domain,
-          state: page.state,
-          committed_at: this.#now().toISOString(),
-        };
+        delivered();
+        this.#checkpoint!.sources[src.name] = entry;
         wrote = true;
-        const started = performance.now();
         await this.#commit(signal);
         this.#o.telemetry.checkpointCommitted({ source: src.name, ms: performance.now() - started });
       } catch (err) {
@@ -438,52 +605,6 @@ export class Pipeline {
   /** The store commits each source on its own (several processes share it). */
   get #perSource(): boolean {
     return this.#o.store.commitSource !== undefined;
-  }
-
-  /**
-   * Delivery with a per-source store: no positional sinks (config refuses them) and no shared lock, so
-   * sources commit concurrently. Sinks in the store's own database are written inside the commit
-   * transaction; the others first. A refused commit (LEASE_LOST) leaves nothing of the page in the
-   * transactional sinks and stops the source.
-   */
-  async #deliverAlone(src: PipelineSource, page: SourcePage, signal: AbortSignal): Promise<void> {
-    const { store } = this.#o;
-    const sinks = this.#acknowledgedBySource.get(src.name) ?? [];
-    const current = this.#checkpoint!.sources[src.name];
-    if (page.batch.count === 0 && current && isDeepStrictEqual(current.state, page.state)) return;
-    const writes: TransactionalWrite[] = [];
-    const before: Sink[] = [];
-    for (const sink of sinks) {
-      const write = page.batch.count > 0 ? store.transactionalWrite?.(sink, page.batch) : undefined;
-      if (write) writes.push(write);
-      else before.push(sink);
-    }
-    if (page.batch.count > 0) {
-      for (const sink of sinks) {
-        const failed = this.#failedSinks.get(sink.name);
-        if (failed) throw failed;
-      }
-      const results = await Promise.allSettled(before.map((sink) => this.#write(sink, page, signal)));
-      for (const r of results) if (r.status === 'rejected') throw r.reason;
-    }
-    const entry: SourceCheckpoint = {
-      domain: src.domain,
-      state: page.state,
-      committed_at: this.#now().toISOString(),
-    };
-    const started = performance.now();
-    await this.#commitSource(src.name, entry, writes, signal);
-    this.#checkpoint!.sources[src.name] = entry;
-    if (page.batch.count > 0) {
-      this.#o.telemetry.batchDelivered({
-        source: src.name,
-        events: page.batch.count,
-        bytes: page.batch.data.length,
-        sinks: sinks.map((s) => s.name),
-        newestPublished: page.newestPublished,
-      });
-    }
-    this.#o.telemetry.checkpointCommitted({ source: src.name, ms: performance.now() - started });
   }
 
   /** One source's commit through a per-source store, retrying what may pass later (not a lost lease). */
@@ -517,12 +638,20 @@ export class Pipeline {
     }
   }
 
-  /** Writes until the sink accepts; `retry` waits (at least what the sink asked for), `fatal` halts. */
-  async #write(sink: Sink, page: SourcePage, signal: AbortSignal): Promise<void> {
+  /**
+   * Writes (or flushes) until the sink accepts; `retry` waits (at least what the sink asked for), `fatal`
+   * halts. Resolves `held` when a holding sink kept the page.
+   */
+  async #write(
+    sink: Sink,
+    source: string,
+    attempt: (signal: AbortSignal) => Promise<WriteResult>,
+    signal: AbortSignal,
+  ): Promise<'ok' | 'held'> {
     for (;;) {
       if (signal.aborted) throw this.#interrupted(sink, signal);
-      const result = await sink.write(page.batch, signal);
-      if (result.kind === 'ok') return;
+      const result = await attempt(signal);
+      if (result.kind === 'ok' || result.kind === 'held') return result.kind;
       if (result.kind === 'fatal') {
         const error = isOktailError(result.error, 'SINK_WRITE_FAILED')
           ? result.error
@@ -536,7 +665,7 @@ export class Pipeline {
       const waitMs = Math.max(result.afterMs ?? 0, this.#o.sinkRetryMs ?? 1000);
       this.#o.telemetry.sinkRetry({
         sink: sink.name,
-        source: page.batch.source,
+        source,
         error: result.error.message,
         retryInMs: waitMs,
       });

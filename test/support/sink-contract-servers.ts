@@ -116,12 +116,14 @@ export const s3Entry: ContractEntry = {
     return {
       sinkLines: server
         .sinkLines('dest', [
-          '  batch: { max_events: 400 }',
+          // Pages of 1000, 1000 and 500 events become two objects, the second of two pages.
+          '  batch: { max_events: 1500, timeout_secs: 0.5 }',
           '  request: { timeout_secs: 5, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
           '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
         ])
         .map((line) => `  ${line}`),
       env: { S3_KEY_ID: server.accessKeyId, S3_SECRET: server.secretAccessKey },
+      heldPages: 1,
       // Keys start with the source and the first event's published: in this suite's data, arrival order.
       read: async () => {
         if (paused) return [];

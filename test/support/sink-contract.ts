@@ -32,6 +32,11 @@ export interface ContractDestination {
    * another order (postgres: two transactions per page, on two connections); each must still arrive once.
    */
   unorderedWithinPage?: boolean;
+  /**
+   * Pages the sink holds before it must deliver them (s3 writes one object of several pages): while the
+   * destination is down, the source fetches that many pages more before it waits.
+   */
+  heldPages?: number;
   /** Makes the destination unreachable or failing transiently (absent: it cannot go down). */
   down?(): Promise<void>;
   up?(): Promise<void>;

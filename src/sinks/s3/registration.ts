@@ -14,24 +14,19 @@ const DEFAULT_GZIP_LEVEL = 3;
 const S3BatchSchema = z
   .strictObject({
     max_events: intBetween(1, 100_000).default(100_000).describe('Most events in one object.'),
-    max_bytes: intBetween(1024, 5_000_000_000)
+    max_bytes: intBetween(1024, 1_000_000_000)
       .default(50_000_000)
-      .describe('Most bytes of events in one object (before compression).'),
+      .describe('Most bytes of events in one object (before compression); held in memory until written.'),
     timeout_secs: z
-      .unknown()
-      .optional()
-      .superRefine((value, ctx) => {
-        if (value === undefined) return;
-        ctx.addIssue({
-          code: 'custom',
-          message:
-            'does not apply to s3: objects are cut per Okta page, so that a page fetched again after a crash ' +
-            'overwrites the same objects (remove timeout_secs)',
-        });
-      })
-      .describe('Not used: objects are cut per page.'),
+      .number({ error: 'must be a number of seconds' })
+      .min(0, 'must be 0 (one object per page) or more')
+      .max(3600, 'must be at most 3600 (an hour): held pages are not committed until their object is stored')
+      .default(300)
+      .describe(
+        'Most seconds the first page of an object waits for more before the object is written; 0 = one object per page.',
+      ),
   })
-  .describe('How a page is cut into objects. An object never holds events of two pages.');
+  .describe('When an object is written: whichever limit a page would pass first, or the timeout.');
 
 export const S3SinkSchema = z
   .strictObject({
@@ -70,7 +65,7 @@ export const S3SinkSchema = z
         "gzip level, 1 (fastest) to 9 (smallest). The default 3 is the best of zlib's fast levels: " +
           "Okta's events shrink about 8.8x for half of level 6's CPU (about 10.9x).",
       ),
-    batch: S3BatchSchema.default({ max_events: 100_000, max_bytes: 50_000_000 }),
+    batch: S3BatchSchema.default({ max_events: 100_000, max_bytes: 50_000_000, timeout_secs: 300 }),
     request: requestSchema({ timeout_secs: 120, concurrency: 4 }).default({
       timeout_secs: 120,
       concurrency: 4,
@@ -86,7 +81,9 @@ export const S3SinkSchema = z
       .optional()
       .describe('Static credentials; absent = the AWS default chain (environment, profile, role).'),
   })
-  .describe('Writes one NDJSON object (gzip by default) per page to S3. Exactly once, see docs/sinks.md.');
+  .describe(
+    'Writes NDJSON objects (gzip by default) of consecutive pages to S3. Exactly once, see docs/sinks.md.',
+  );
 
 export type S3SinkConfig = z.output<typeof S3SinkSchema>;
 
@@ -94,7 +91,8 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
   type: 's3',
   schema: S3SinkSchema,
   guarantee: 'exactly-once',
-  example: `  # Exactly once: one NDJSON object per page, named after its first event, so a replay overwrites it.
+  example: `  # Exactly once: NDJSON objects of consecutive pages, named after their first event, so a replay
+  # overwrites them. The checkpoint moves when an object is stored.
   # lake:
   #   type: s3
   #   inputs: [okta]
@@ -108,6 +106,7 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
   #   batch:
   #     max_events: 100000
   #     max_bytes: 50000000
+  #     timeout_secs: 300
   #   request:
   #     timeout_secs: 120
   #     concurrency: 4
@@ -142,6 +141,7 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
       type: 's3',
       driver,
       settings: networkSinkSettings({ ...config.batch, timeout_secs: 0 }, config.request),
+      holdMs: Math.round(config.batch.timeout_secs * 1000),
       telemetry: context.telemetry,
       log: context.log,
     });

@@ -1,16 +1,40 @@
-import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
+import { batchFromNdjson, copyNdjson, ndjsonBytes } from '../../core/event-batch.js';
 import { OktailError } from '../../core/errors.js';
+import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
 import type { NetworkSinkOptions, SinkDriver } from '../shared/network-sink.js';
 import { createNetworkSink } from '../shared/network-sink.js';
 
+/** The pages held for one source: the next object, once flushed. */
+interface Unit {
+  readonly domain: string;
+  /** Copies of the pages' NDJSON, in order (the pages' own bytes are reused once the next is fetched). */
+  pages: Buffer[];
+  count: number;
+  bytes: number;
+  /** When the first page joined, in performance.now() time. */
+  readonly since: number;
+  /** The pages as one batch, made at the first flush and kept for its retries. */
+  batch: EventBatch | null;
+}
+
+export interface S3SinkOptions extends NetworkSinkOptions {
+  /** How long the first page of an object may wait for more (batch.timeout_secs). */
+  holdMs: number;
+}
+
 /**
- * Objects are cut per page, per source: one helper per source, each without a batch timeout. The
- * pipeline keeps at most one page per source in flight, so a helper's buffer only ever holds the page
- * being written, and its requests are that page cut by max_events and max_bytes from the page's first
- * event. A page fetched again from the same cursor after a crash starts with the same event and is cut at
- * the same places (any events Okta persisted since only extend the last piece), so every object it
- * produces has a key that already exists and replaces it. A shared helper would mix pages of several
- * sources into one request, and where it cut would then depend on timing.
+ * Holds a source's pages and writes them as one object when the pipeline flushes: when the next page
+ * would pass `batch.max_events` or `batch.max_bytes`, when the first page has waited `batch.timeout_secs`,
+ * at the end of a `--once` cycle and on shutdown. The pipeline commits right after each flush and
+ * flushes before any page that does not fit, so the one object not yet covered by a checkpoint always
+ * starts with the first event after it. After a crash the replay fetches that event first again, and its
+ * object gets the same key (`objectKey`: source, published and uuid of the first event) and replaces the
+ * stored one, however differently timing cuts it this time; whatever that object held past the new cut
+ * is in the objects after it.
+ *
+ * One network-sink helper per source, without a batch timeout: it sends each flushed unit as it is, and
+ * cuts it into several objects only when a single page alone passes the limits (from the page's first
+ * event, so at the same places on a replay). A shared helper could join two sources' units in one request.
  */
 export class S3Sink implements Sink {
   readonly name: string;
@@ -18,14 +42,37 @@ export class S3Sink implements Sink {
   readonly kind = 'acknowledged' as const;
   readonly #options: Omit<NetworkSinkOptions, 'driver'>;
   readonly #driver: SinkDriver;
+  readonly #holdMs: number;
   readonly #perSource = new Map<string, Sink>();
+  readonly #units = new Map<string, Unit>();
   #closed: Promise<void> | null = null;
 
-  constructor(options: NetworkSinkOptions) {
-    const { driver, ...rest } = options;
+  readonly holds = {
+    fits: (batch: EventBatch): boolean => {
+      const unit = this.#units.get(batch.source);
+      if (!unit) return true;
+      const { maxEvents, maxBytes } = this.#options.settings.batch;
+      return unit.count + batch.count <= maxEvents && unit.bytes + ndjsonBytes(batch) <= maxBytes;
+    },
+    dueAt: (source: string): number | undefined => {
+      const unit = this.#units.get(source);
+      if (!unit) return undefined;
+      const { maxEvents, maxBytes } = this.#options.settings.batch;
+      if (unit.count >= maxEvents || unit.bytes >= maxBytes) return Number.NEGATIVE_INFINITY;
+      return unit.since + this.#holdMs;
+    },
+    flush: (source: string, signal: AbortSignal): Promise<WriteResult> => this.#flush(source, signal),
+    drop: (source: string): void => {
+      this.#units.delete(source);
+    },
+  };
+
+  constructor(options: S3SinkOptions) {
+    const { driver, holdMs, ...rest } = options;
     this.name = options.name;
     this.inputs = options.inputs;
     this.#driver = driver;
+    this.#holdMs = holdMs;
     this.#options = {
       ...rest,
       settings: { ...rest.settings, batch: { ...rest.settings.batch, timeoutMs: 0 } },
@@ -34,29 +81,55 @@ export class S3Sink implements Sink {
 
   async open(): Promise<void> {}
 
-  write(batch: EventBatch, signal: AbortSignal): Promise<WriteResult> {
-    if (this.#closed) {
-      return Promise.resolve({
-        kind: 'fatal',
-        error: new OktailError('SINK_WRITE_FAILED', `Sink ${this.name} is closed`),
-      });
+  async write(batch: EventBatch): Promise<WriteResult> {
+    if (this.#closed) return this.#closedResult();
+    if (batch.count === 0) return { kind: 'ok' };
+    let unit = this.#units.get(batch.source);
+    if (!unit) {
+      unit = { domain: batch.domain, pages: [], count: 0, bytes: 0, since: performance.now(), batch: null };
+      this.#units.set(batch.source, unit);
     }
-    let sink = this.#perSource.get(batch.source);
+    const copy = copyNdjson(batch);
+    unit.pages.push(copy);
+    unit.count += batch.count;
+    unit.bytes += copy.length;
+    unit.batch = null;
+    return { kind: 'held' };
+  }
+
+  async #flush(source: string, signal: AbortSignal): Promise<WriteResult> {
+    if (this.#closed) return this.#closedResult();
+    const unit = this.#units.get(source);
+    if (!unit) return { kind: 'ok' };
+    if (!unit.batch) {
+      const data = unit.pages.length === 1 ? unit.pages[0]! : Buffer.concat(unit.pages, unit.bytes);
+      unit.pages = [data];
+      unit.batch = batchFromNdjson(source, unit.domain, data);
+    }
+    let sink = this.#perSource.get(source);
     if (!sink) {
       // The driver is shared; only this sink closes it, after every helper finished.
       const driver: SinkDriver = { send: (items, s) => this.#driver.send(items, s) };
       sink = createNetworkSink({ ...this.#options, driver });
-      this.#perSource.set(batch.source, sink);
+      this.#perSource.set(source, sink);
     }
-    return sink.write(batch, signal);
+    const result = await sink.write(unit.batch, signal);
+    if (result.kind === 'ok' && this.#units.get(source) === unit) this.#units.delete(source);
+    return result;
+  }
+
+  #closedResult(): WriteResult {
+    return { kind: 'fatal', error: new OktailError('SINK_WRITE_FAILED', `Sink ${this.name} is closed`) };
   }
 
   checkpoint(): undefined {
     return undefined;
   }
 
+  /** What is still held was never committed: it is dropped, and fetched again at the next start. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.#units.clear();
       await Promise.allSettled([...this.#perSource.values()].map((s) => s.close()));
       await this.#driver.close?.();
     })();
