@@ -109,8 +109,11 @@ export function ndjsonBytes(batch: EventBatch): number {
   return bytes;
 }
 
-/** The batch's events as NDJSON in a buffer of its own: a page's bytes are reused once the next is fetched. */
-export function copyNdjson(batch: EventBatch): Buffer {
+/**
+ * Copies the batch's events as NDJSON into `out` at `at` (it needs `ndjsonBytes(batch)` bytes of room) and
+ * returns the bytes copied: a page's own bytes are reused once the next page is fetched.
+ */
+export function copyNdjson(batch: EventBatch, out: Buffer, at = 0): number {
   const n = batch.count;
   const { data, starts, ends } = batch;
   let contiguous = n > 0;
@@ -118,19 +121,20 @@ export function copyNdjson(batch: EventBatch): Buffer {
     const end = ends[i] as number;
     contiguous = data[end] === LF && (i + 1 === n || starts[i + 1] === end + 1);
   }
-  if (contiguous) return Buffer.from(data.subarray(starts[0], (ends[n - 1] as number) + 1));
-  const out = Buffer.allocUnsafe(ndjsonBytes(batch));
-  let at = 0;
+  if (contiguous) return data.copy(out, at, starts[0], (ends[n - 1] as number) + 1);
+  let to = at;
   for (let i = 0; i < n; i++) {
-    at += data.copy(out, at, starts[i], ends[i]);
-    out[at++] = LF;
+    to += data.copy(out, to, starts[i], ends[i]);
+    out[to++] = LF;
   }
-  return out;
+  return to - at;
 }
 
 /** A batch over a copy of `batch`'s events, valid for as long as it is kept. */
 export function copyBatch(batch: EventBatch): EventBatch {
-  return batchFromNdjson(batch.source, batch.domain, copyNdjson(batch));
+  const copy = Buffer.allocUnsafe(ndjsonBytes(batch));
+  copyNdjson(batch, copy);
+  return batchFromNdjson(batch.source, batch.domain, copy);
 }
 
 const readers = new WeakMap<EventBatch, EventFields>();

@@ -495,7 +495,13 @@ describe('Pipeline', () => {
       return { store, commits };
     }
 
-    function pipelineWith(sources: PipelineSource[], sinks: Sink[], store: FileCheckpointStore, once = true) {
+    function pipelineWith(
+      sources: PipelineSource[],
+      sinks: Sink[],
+      store: FileCheckpointStore,
+      once = true,
+      drainMs = 60_000,
+    ) {
       const log = silentLogger();
       return new Pipeline({
         sources,
@@ -505,7 +511,7 @@ describe('Pipeline', () => {
         telemetry: new LogTelemetry(log),
         once,
         sinkRetryMs: 1,
-        drainMs: 60_000,
+        drainMs,
       });
     }
 

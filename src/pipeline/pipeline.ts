@@ -346,9 +346,14 @@ export class Pipeline {
       return await this.#collect(src, signal, delivery);
     } finally {
       // Whatever is still held was not committed: whoever collects the source next fetches it again.
-      this.#pending.delete(src.name);
-      for (const sink of this.#o.sinks) sink.holds?.drop(src.name);
+      this.#forgetHeld(src.name);
     }
+  }
+
+  /** Drops the source's pending pages and what its holding sinks keep of them, delivering nothing. */
+  #forgetHeld(name: string): void {
+    this.#pending.delete(name);
+    for (const sink of this.#o.sinks) sink.holds?.drop(name);
   }
 
   async #collect(src: PipelineSource, signal: AbortSignal, delivery: AbortSignal): Promise<SourceOutcome> {
@@ -505,10 +510,15 @@ export class Pipeline {
       const results = await Promise.allSettled(
         now.map((sink) => this.#write(sink, src.name, (s) => sink.write(batch, s), signal)),
       );
-      for (const r of results) {
-        if (r.status === 'rejected') throw r.reason;
-        if (r.value === 'held') held = true;
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) {
+        // A holding sink may have taken the page, which is not pending: what it holds must never be
+        // delivered with a commit short of that page (the replay would store the page again). Today a
+        // failed write ends the source before any flush; this keeps it so.
+        if (now.some((s) => s.holds)) this.#forgetHeld(src.name);
+        throw failed.reason;
       }
+      held = results.some((r) => r.status === 'fulfilled' && r.value === 'held');
     }
     const pending = this.#pending.get(src.name) ?? [];
     if (!held && pending.length === 0) {
