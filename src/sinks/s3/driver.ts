@@ -2,6 +2,7 @@ import { PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
 import { OktailError, errorMessage } from '../../core/errors.js';
+import type { EventBatch } from '../../core/sink.js';
 import type { SendOutcome, SinkDriver, SinkItems } from '../shared/network-sink.js';
 import { objectKey } from './key.js';
 
@@ -45,6 +46,11 @@ const PERMANENT_CODES = new Set([
 export class S3Driver implements SinkDriver {
   readonly #o: S3DriverOptions;
   readonly #client: S3Client;
+  /**
+   * Objects whose key and body the s3 sink made while their pages arrived (it compresses each page as it
+   * comes, so it never holds the events uncompressed), by the batch it hands to the helper for them.
+   */
+  readonly prepared = new WeakMap<EventBatch, { key: string; body: Buffer }>();
 
   constructor(options: S3DriverOptions) {
     this.#o = options;
@@ -58,11 +64,26 @@ export class S3Driver implements SinkDriver {
     this.#client = new S3Client(config);
   }
 
+  /** The key of an object starting with `items`' first event. */
+  keyFor(items: Pick<SinkItems, 'length' | 'uuid' | 'published' | 'source' | 'bytes'>): string {
+    return objectKey(this.#o.keyPrefix, items, this.#o.compression === 'gzip');
+  }
+
   async send(items: SinkItems, signal: AbortSignal): Promise<SendOutcome> {
     const compressed = this.#o.compression === 'gzip';
-    const key = objectKey(this.#o.keyPrefix, items, compressed);
-    const ndjson = items.ndjson();
-    const body = compressed ? await gzip(ndjson, { level: this.#o.compressionLevel }) : ndjson;
+    const batch = items.batch?.(0);
+    const prepared = batch ? this.prepared.get(batch) : undefined;
+    if (prepared && items.length !== batch!.count) {
+      // Its events are not at hand, only their compressed bytes: a part of it cannot be sent.
+      return {
+        kind: 'permanent',
+        error: new OktailError('INTERNAL', `Sink ${this.#o.name}: a prepared object was cut into parts`),
+      };
+    }
+    const key = prepared?.key ?? this.keyFor(items);
+    const body =
+      prepared?.body ??
+      (compressed ? await gzip(items.ndjson(), { level: this.#o.compressionLevel }) : items.ndjson());
     try {
       await this.#client.send(
         new PutObjectCommand({

@@ -140,6 +140,8 @@ export const s3Sink: SinkRegistration<S3SinkConfig> = {
       inputs: config.inputs,
       type: 's3',
       driver,
+      compression: config.compression,
+      compressionLevel: config.compression_level,
       settings: networkSinkSettings({ ...config.batch, timeout_secs: 0 }, config.request),
       holdMs: Math.round(config.batch.timeout_secs * 1000),
       telemetry: context.telemetry,

@@ -45,6 +45,8 @@ export interface SinkItems {
   ndjson(): Buffer;
   /** Event i as a plain object (for messages and tests; framing should use the accessors). */
   item(i: number): SinkItem;
+  /** The batch event i came from (a driver that prepared a request body per batch finds it by it). */
+  batch?(i: number): EventBatch;
 }
 
 export type SendOutcome =
@@ -265,6 +267,10 @@ class RunItems implements SinkItems {
 
   domain(i: number): string {
     return (this.#runs[this.#run(i)] as Run).batch.domain;
+  }
+
+  batch(i: number): EventBatch {
+    return (this.#runs[this.#run(i)] as Run).batch;
   }
 
   ndjson(): Buffer {
