@@ -625,12 +625,21 @@ const SINK_NOTES = [
     'copying string characters one at a time with `appendStringInfoChar` 8 %), evaluating the array parameters while planning 11 %, the uuid index (the ON ' +
     'CONFLICT check and the insert) 17 %, lz4 10 %, growing the table file 8 % and starting new WAL files 5 %.',
   '',
-  's3: the AWS SDK is now bundled into ' +
-    'dist/bundle, in chunks only an s3 sink loads: loading it and sending a first PutObject took 180-270 ms of ' +
-    "CPU from node_modules and 115-140 ms bundled (three runs each). Most of s3's cost over the file sink " +
-    'is gzip, about 10 µs per event on a thread of the pool (see above): in profiles of one round (2026-11-29 ' +
-    "11:03 UTC, a build without the CRC32 below) the main thread took 3.9 of the file sink's 5.2 CPU seconds and 4.6 of s3's 7.9, so 2.0 of the " +
-    "s3 run's 2.7 extra seconds ran off the main thread, where zlib compresses.",
+  's3 writes one object of consecutive pages (since 2026-11-29; before, one per page): at the default ' +
+    '`max_bytes` of 50 MB these events make objects of about 26,000 events, 8 a run instead of 200, so the ' +
+    "SDK's cost per PutObject (3.1-3.5 ms of CPU per 220 KB object, against 0.8-1.3 ms for a plain undici PUT " +
+    'of the same body) no longer counts. With gzip each page is compressed as it arrives, into one stream per ' +
+    'object, so only compressed bytes are held. What is left over the file sink is mostly gzip: on 45,000 ' +
+    'emulator events (88 MB) compressed at once in one process, level 3 took 7.1 µs per event (levels 1 and 2 ' +
+    '7.8 and 7.6, level 4 14.8, level 6 19.2; median of 3), on a thread of the pool. The SDK is bundled into ' +
+    'dist/bundle, in chunks only an s3 sink loads (115-140 ms of CPU to load it and send a first PutObject).',
+  '',
+  'On the way there, in trials of 200,000 events (3 rounds each, 2026-11-29 15:20-16:15 UTC): gathering the ' +
+    'pages by copying each into fresh memory and joining the copies per object cost 10.3-11.5 CPU s against ' +
+    "the file sink's 5.2-6.1 (page faults, and the full collections V8 runs for that much new external " +
+    'memory); one buffer per source kept from object to object, 8.7-9.4 s against 5.4-5.9, at a peak RSS of ' +
+    '176 MB; compressing each page as it arrives (the code measured above), 7.7-8.4 s against 4.8-5.0, at ' +
+    '107-113 MB.',
   '',
   "Tried for s3 and not kept: leaving out the SDK's CRC32 of each object (`requestChecksumCalculation: " +
     "'WHEN_REQUIRED'`). The SigV4 signature already holds the body's SHA-256, which S3 checks, but a bucket " +
