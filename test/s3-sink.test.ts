@@ -133,6 +133,24 @@ describe('s3 sink in a running collector', () => {
     return server.sinkLines('lake', [`  key_prefix: "${prefix}"`, ...more]);
   }
 
+  /** A config whose lake signs with the suite's keys, read from the environment it returns. */
+  async function lakeConfig(of: TestOrg, prefix: string, more: string[]) {
+    const { file, out } = await writeConfigWithSink(
+      of,
+      lakeLines(prefix, [
+        ...more,
+        '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
+      ]),
+      { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() },
+    );
+    const env = {
+      OKTA_API_TOKEN: of.token,
+      S3_KEY_ID: server.accessKeyId,
+      S3_SECRET: server.secretAccessKey,
+    };
+    return { file, out, env };
+  }
+
   /** Every line of every object under `prefix`, and how many objects there are. */
   async function objectLines(prefix: string): Promise<{ objects: number; largest: number; lines: string[] }> {
     const all = await keys(prefix);
@@ -175,20 +193,10 @@ describe('s3 sink in a running collector', () => {
   it('gathers consecutive pages into objects, uncompressed too: cut before a page that does not fit, and at the end of --once', async () => {
     org = await startOrg();
     org.emulator.appendEvents(4200, { publishedStart: Date.now() - HOUR, seed: 44 });
-    const { file } = await writeConfigWithSink(
-      org,
-      lakeLines('plain/', [
-        '  compression: none',
-        '  batch: { max_events: 2500 }',
-        '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
-      ]),
-      { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() },
-    );
-    const env = {
-      OKTA_API_TOKEN: org.token,
-      S3_KEY_ID: server.accessKeyId,
-      S3_SECRET: server.secretAccessKey,
-    };
+    const { file, env } = await lakeConfig(org, 'plain/', [
+      '  compression: none',
+      '  batch: { max_events: 2500 }',
+    ]);
     const result = await runCli(['run', '--once', '-c', file], { env });
     expect(result.code, result.stderr).toBe(0);
     // Pages of 1000, 1000, 1000, 1000 and 200: a third page does not fit beside two in 2500 events, so the
@@ -217,20 +225,10 @@ describe('s3 sink in a running collector', () => {
     org = await startOrg({ latencyMs: 20 });
     org.emulator.appendEvents(9000, { publishedStart: Date.now() - HOUR, seed: 41, outOfOrder: 0.05 });
     org.emulator.randomFaults({ probability: 0.05, seed: 6, kinds: [{ kind: 'status', status: 503 }] });
-    const { file, out } = await writeConfigWithSink(
-      org,
-      lakeLines(`${prefix}%Y/%m/%d/`, [
-        `  batch: ${batch}`,
-        '  request: { timeout_secs: 20, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
-        '  auth: { access_key_id: "${S3_KEY_ID}", secret_access_key: "${S3_SECRET}" }',
-      ]),
-      { startFrom: new Date(Date.now() - 2 * HOUR).toISOString() },
-    );
-    const env = {
-      OKTA_API_TOKEN: org.token,
-      S3_KEY_ID: server.accessKeyId,
-      S3_SECRET: server.secretAccessKey,
-    };
+    const { file, out, env } = await lakeConfig(org, `${prefix}%Y/%m/%d/`, [
+      `  batch: ${batch}`,
+      '  request: { timeout_secs: 20, retry_initial_backoff_secs: 0.05, retry_max_duration_secs: 1 }',
+    ]);
     const random = createRandom(20261129);
     let kills = 0;
     for (let round = 0; round < rounds; round++) {
