@@ -76,10 +76,11 @@ export interface Sink {
   /** Flushes what was accepted and releases resources; idempotent. */
   close(): Promise<void>;
   /**
-   * A sink that delivers several pages of a source as one unit (s3: one object). Its `write` copies the
-   * page and answers `held`; the pipeline then fetches the next page without committing, and has the
-   * sink deliver what it holds (`flush`) when a page would not fit, when the sink says the unit is due
-   * (full, or held for its timeout), at the end of a `--once` cycle and on shutdown. The pipeline
+   * A sink that delivers several pages of a source as one unit (s3: one object). Its `write` keeps what it
+   * needs of the page (a copy, or its compressed bytes: the page's own bytes are reused) and answers
+   * `held`; the pipeline then fetches the next page without committing, and has the sink deliver what it
+   * holds (`flush`) when a page would not fit, when the sink says the unit is due (full, or held for its
+   * timeout), at the end of a `--once` cycle and on shutdown. The pipeline
    * flushes every holding sink of a source together and commits right after, so between two commits each
    * holding sink delivers at most one unit per source, and it starts at the first event after the
    * checkpoint: after a crash the replay starts a unit at the same event again.

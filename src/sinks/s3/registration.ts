@@ -16,7 +16,9 @@ const S3BatchSchema = z
     max_events: intBetween(1, 100_000).default(100_000).describe('Most events in one object.'),
     max_bytes: intBetween(1024, 1_000_000_000)
       .default(50_000_000)
-      .describe('Most bytes of events in one object (before compression); held in memory until written.'),
+      .describe(
+        'Most bytes of events in one object (before compression); held in memory until written, compressed with gzip.',
+      ),
     timeout_secs: z
       .number({ error: 'must be a number of seconds' })
       .min(0, 'must be 0 (one object per page) or more')
