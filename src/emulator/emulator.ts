@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -265,7 +266,8 @@ export class OktaEmulator {
   private server: Server | null = null;
   private address: EmulatorAddress | null = null;
   private stopping: Promise<void> | null = null;
-  private readonly lifetime = new AbortController();
+  /** Every delayed answer waits on it, so it has as many listeners as requests are delayed at once. */
+  private readonly lifetime = unlimitedListeners(new AbortController());
   /** The org authorization server, when `oauth` was given. */
   readonly oauth: OAuthServer | null;
 
@@ -1112,4 +1114,9 @@ function partition(n: number, isBefore: (k: number) => boolean): number {
     else hi = mid;
   }
   return lo;
+}
+
+function unlimitedListeners(controller: AbortController): AbortController {
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
