@@ -102,11 +102,27 @@ export function batchFromNdjson(
   return batch;
 }
 
-/** Bytes the batch's events take as NDJSON: each event and its newline. */
-export function ndjsonBytes(batch: EventBatch): number {
+/** Bytes events `from` to `to` (exclusive) take as NDJSON: each event and its newline. */
+export function ndjsonBytes(batch: EventBatch, from = 0, to = batch.count): number {
   let bytes = 0;
-  for (let i = 0; i < batch.count; i++) bytes += (batch.ends[i] as number) - (batch.starts[i] as number) + 1;
+  for (let i = from; i < to; i++) bytes += (batch.ends[i] as number) - (batch.starts[i] as number) + 1;
   return bytes;
+}
+
+/** Whether events `from` to `to` (exclusive) lie one after the other, each followed by its newline. */
+export function isContiguous(batch: EventBatch, from = 0, to = batch.count): boolean {
+  const { data, starts, ends } = batch;
+  for (let i = from; i < to; i++) {
+    const end = ends[i] as number;
+    if (data[end] !== LF || (i + 1 < to && starts[i + 1] !== end + 1)) return false;
+  }
+  return true;
+}
+
+/** The batch's NDJSON as a view of its own bytes when its events lie one after the other, else null. */
+export function ndjsonView(batch: EventBatch): Buffer | null {
+  if (batch.count === 0 || !isContiguous(batch)) return null;
+  return batch.data.subarray(batch.starts[0], (batch.ends[batch.count - 1] as number) + 1);
 }
 
 /**
@@ -114,16 +130,11 @@ export function ndjsonBytes(batch: EventBatch): number {
  * returns the bytes copied: a page's own bytes are reused once the next page is fetched.
  */
 export function copyNdjson(batch: EventBatch, out: Buffer, at = 0): number {
-  const n = batch.count;
+  const view = ndjsonView(batch);
+  if (view) return view.copy(out, at);
   const { data, starts, ends } = batch;
-  let contiguous = n > 0;
-  for (let i = 0; i < n && contiguous; i++) {
-    const end = ends[i] as number;
-    contiguous = data[end] === LF && (i + 1 === n || starts[i + 1] === end + 1);
-  }
-  if (contiguous) return data.copy(out, at, starts[0], (ends[n - 1] as number) + 1);
   let to = at;
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < batch.count; i++) {
     to += data.copy(out, to, starts[i], ends[i]);
     out[to++] = LF;
   }

@@ -1,6 +1,6 @@
 import { finished } from 'node:stream/promises';
 import { createGzip, type Gzip } from 'node:zlib';
-import { batchFromNdjson, copyNdjson, eventFields, ndjsonBytes } from '../../core/event-batch.js';
+import { batchFromNdjson, copyNdjson, eventFields, ndjsonBytes, ndjsonView } from '../../core/event-batch.js';
 import { OktailError, errorMessage } from '../../core/errors.js';
 import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
 import type { NetworkSinkOptions, SinkDriver } from '../shared/network-sink.js';
@@ -125,7 +125,7 @@ export class S3Sink implements Sink {
       const { stream, sizes } = unit.gzip;
       for (let i = 0; i < batch.count; i++)
         sizes.push((batch.ends[i] as number) - (batch.starts[i] as number) + 1);
-      let bytes = contiguousNdjson(batch);
+      let bytes = ndjsonView(batch);
       if (!bytes) {
         bytes = Buffer.allocUnsafe(size);
         copyNdjson(batch, bytes);
@@ -252,16 +252,6 @@ export class S3Sink implements Sink {
     })();
     return this.#closed;
   }
-}
-
-/** The batch's NDJSON as a view of its own bytes, when its events lie one after the other; else null. */
-function contiguousNdjson(batch: EventBatch): Buffer | null {
-  const { data, starts, ends, count } = batch;
-  for (let i = 0; i < count; i++) {
-    const end = ends[i] as number;
-    if (data[end] !== 0x0a || (i + 1 < count && starts[i + 1] !== end + 1)) return null;
-  }
-  return data.subarray(starts[0], (ends[count - 1] as number) + 1);
 }
 
 /**

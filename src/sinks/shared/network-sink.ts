@@ -1,6 +1,12 @@
 import { sleep } from '../../core/async.js';
 import { OktailError } from '../../core/errors.js';
-import { eventFields, parseTimestamp, type EventFields } from '../../core/event-batch.js';
+import {
+  eventFields,
+  isContiguous,
+  ndjsonBytes,
+  parseTimestamp,
+  type EventFields,
+} from '../../core/event-batch.js';
 import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
 import type { Logger } from '../../telemetry/logger.js';
 import type { TelemetrySink } from '../../telemetry/telemetry.js';
@@ -126,9 +132,7 @@ function sizeOf(batch: EventBatch, k: number): number {
 }
 
 function runBytes(run: Run): number {
-  let bytes = 0;
-  for (let k = run.from; k < run.to; k++) bytes += sizeOf(run.batch, k);
-  return bytes;
+  return ndjsonBytes(run.batch, run.from, run.to);
 }
 
 function countEvents(runs: readonly Run[]): number {
@@ -276,7 +280,7 @@ class RunItems implements SinkItems {
   ndjson(): Buffer {
     if (this.#runs.length === 1) {
       const run = this.#runs[0] as Run;
-      if (isContiguous(run)) {
+      if (isContiguous(run.batch, run.from, run.to)) {
         return run.batch.data.subarray(
           run.batch.starts[run.from],
           (run.batch.ends[run.to - 1] as number) + 1,
@@ -289,7 +293,7 @@ class RunItems implements SinkItems {
     let at = 0;
     for (const run of this.#runs) {
       const { data, starts, ends } = run.batch;
-      if (isContiguous(run)) {
+      if (isContiguous(run.batch, run.from, run.to)) {
         at += data.copy(out, at, starts[run.from], (ends[run.to - 1] as number) + 1);
         continue;
       }
@@ -315,16 +319,6 @@ class RunItems implements SinkItems {
 }
 
 /** Whether the run's events lie one after the other in its batch's bytes, each followed by "\n". */
-function isContiguous(run: Run): boolean {
-  const { data, starts, ends } = run.batch;
-  for (let k = run.from; k < run.to; k++) {
-    const end = ends[k] as number;
-    if (data[end] !== LF) return false;
-    if (k + 1 < run.to && starts[k + 1] !== end + 1) return false;
-  }
-  return true;
-}
-
 /** `SinkItems` over plain objects: for drivers' unit tests and callers that hold events one by one. */
 export function itemsOf(list: readonly SinkItem[]): SinkItems {
   const at = (i: number): SinkItem => {
