@@ -493,6 +493,8 @@ export class Pipeline {
     if (batch.count === 0 && isDeepStrictEqual(this.#latestState(src.name), page.state)) return;
     const acknowledged = this.#acknowledgedBySource.get(src.name) ?? [];
     const positional = this.#positionalBySource.get(src.name) ?? [];
+    // Sinks written inside a per-source store's commit transaction get the page there.
+    const inCommit = batch.count > 0 ? acknowledged.filter((s) => this.#inCommit(s, batch)) : [];
     let held = false;
     if (batch.count > 0) {
       for (const sink of [...acknowledged, ...positional]) {
@@ -504,8 +506,7 @@ export class Pipeline {
       if (this.#pending.get(src.name)?.length && acknowledged.some((s) => s.holds && !s.holds.fits(batch))) {
         await this.#flush(src, signal);
       }
-      // Sinks written inside a per-source store's commit transaction get the page there.
-      const now = acknowledged.filter((s) => !this.#inCommit(s, batch));
+      const now = acknowledged.filter((s) => !inCommit.includes(s));
       // Every acknowledged sink gets the page even if one fails: each keeps its own retry loop.
       const results = await Promise.allSettled(
         now.map((sink) => this.#write(sink, src.name, (s) => sink.write(batch, s), signal)),
@@ -525,8 +526,8 @@ export class Pipeline {
       await this.#commitPages(src, [{ ...pageInfo(page), batch }], signal);
       return;
     }
-    const keepBytes =
-      batch.count > 0 && (positional.length > 0 || acknowledged.some((s) => this.#inCommit(s, batch)));
+    // Positional and in-commit sinks get the bytes at the commit, after the page's buffer was reused.
+    const keepBytes = batch.count > 0 && (positional.length > 0 || inCommit.length > 0);
     pending.push({ ...pageInfo(page), batch: keepBytes ? copyBatch(batch) : null });
     this.#pending.set(src.name, pending);
     const due = this.#dueAt(src.name);
