@@ -7,6 +7,7 @@ import type { CollectionLogic } from '../core/collection-logic.js';
 import { OktailError } from '../core/errors.js';
 import type { JsonObject } from '../core/json.js';
 import { batchFromNdjson } from '../core/event-batch.js';
+import type { CheckpointStore, SourceCheckpoint } from '../core/checkpoint.js';
 import type { EventBatch, Sink, SinkCheckpoint, WriteResult } from '../core/sink.js';
 import type { SourcePage } from '../sources/okta/source.js';
 import { silentLogger } from '../telemetry/logger.js';
@@ -603,6 +604,52 @@ describe('Pipeline', () => {
       await done;
       expect(lake.units).toEqual([['{"n":1}', '{"n":2}', '{"n":3}']]);
       expect(commits.slice(1)).toEqual([{ next: 'cursor-3' }]);
+    });
+
+    it("with a per-source store, writes the held pages inside the unit's commit, from copies", async () => {
+      const lake = new HoldingSink('lake', ['okta'], 3);
+      // A postgres sink in the store's own database: its rows go into the commit transaction.
+      const db = new MemorySink('db', ['okta']);
+      db.kind = 'acknowledged';
+      const inserted: string[] = [];
+      const commits: { state: unknown; rows: string[] }[] = [];
+      const sourcesCommitted: Record<string, SourceCheckpoint> = {};
+      const store: CheckpointStore = {
+        load: async () => ({ version: 1, sources: {}, sinks: {} }),
+        commit: async () => {
+          throw new Error('a per-source store is never committed whole');
+        },
+        loadSource: async (name) => sourcesCommitted[name],
+        commitSource: async (name, entry, writes = []) => {
+          const rows = inserted.length;
+          for (const write of writes) await write({ query: async () => undefined });
+          commits.push({ state: entry?.state, rows: inserted.slice(rows) });
+          if (entry) sourcesCommitted[name] = entry;
+        },
+        transactionalWrite: (sink, batch) =>
+          sink === db
+            ? async () => {
+                inserted.push(batch.data.toString().trimEnd());
+              }
+            : undefined,
+      };
+      const log = silentLogger();
+      const pipeline = new Pipeline({
+        sources: [reusingSource('okta', 1, 4)],
+        sinks: [lake, db],
+        store,
+        log,
+        telemetry: new LogTelemetry(log),
+        once: true,
+        sinkRetryMs: 1,
+      });
+      await run(pipeline);
+      expect(db.writes).toBe(0);
+      expect(lake.units).toEqual([['{"n":1}', '{"n":2}', '{"n":3}'], ['{"n":4}']]);
+      expect(commits.slice(1)).toEqual([
+        { state: { next: 'cursor-3' }, rows: ['{"n":1}', '{"n":2}', '{"n":3}'] },
+        { state: { next: 'cursor-4' }, rows: ['{"n":4}'] },
+      ]);
     });
   });
 });
