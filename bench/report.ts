@@ -628,18 +628,23 @@ const SINK_NOTES = [
   's3 writes one object of consecutive pages (since 2026-11-29; before, one per page): at the default ' +
     '`max_bytes` of 50 MB these events make objects of about 26,000 events, 8 a run instead of 200, so the ' +
     "SDK's cost per PutObject (3.1-3.5 ms of CPU per 220 KB object, against 0.8-1.3 ms for a plain undici PUT " +
-    'of the same body) no longer counts. With gzip each page is compressed as it arrives, into one stream per ' +
-    'object, so only compressed bytes are held. What is left over the file sink is mostly gzip: on 45,000 ' +
-    'emulator events (88 MB) compressed at once in one process, level 3 took 7.1 µs per event (levels 1 and 2 ' +
-    '7.8 and 7.6, level 4 14.8, level 6 19.2; median of 3), on a thread of the pool. The SDK is bundled into ' +
+    'of the same body) no longer counts. With gzip each page is deflated as it arrives, on the main thread, ' +
+    'and the pieces are joined into one gzip member per object, so only compressed bytes are held. What is ' +
+    'left over the file sink is mostly gzip: on 45,000 emulator events (88 MB) compressed at once in one ' +
+    'process, level 3 took 7.1 µs per event (levels 1 and 2 7.8 and 7.6, level 4 14.8, level 6 19.2; median ' +
+    "of 3). In a profile of the sink scenario's s3 round (2026-11-29 18:02 UTC) deflating took 1.75 s of the " +
+    'main thread and the CRC-32 of the uncompressed bytes 0.18 s, for 200,000 events. The SDK is bundled into ' +
     'dist/bundle, in chunks only an s3 sink loads (115-140 ms of CPU to load it and send a first PutObject).',
   '',
   'On the way there, in trials of 200,000 events (3 rounds each, 2026-11-29 15:20-16:15 UTC): gathering the ' +
     'pages by copying each into fresh memory and joining the copies per object cost 10.3-11.5 CPU s against ' +
     "the file sink's 5.2-6.1 (page faults, and the full collections V8 runs for that much new external " +
     'memory); one buffer per source kept from object to object, 8.7-9.4 s against 5.4-5.9, at a peak RSS of ' +
-    '176 MB; compressing each page as it arrives (the code measured above), 7.7-8.4 s against 4.8-5.0, at ' +
-    '107-113 MB.',
+    '176 MB; compressing each page as it arrives in a zlib stream, 7.7-8.4 s against 4.8-5.0, at ' +
+    "107-113 MB. That stream ran on libuv's pool and handed each 16 KiB of output back to the main thread; " +
+    'deflating each page on the main thread instead, alternating the two builds one round each (4 pairs, ' +
+    '17:55-18:01 UTC), took 6.96, 7.72, 6.99 and 7.50 CPU s against 7.97, 8.98, 8.40 and 6.67, with the ' +
+    "file sink's rounds at 3.88-4.91 s.",
   '',
   "Tried for s3 and not kept: leaving out the SDK's CRC32 of each object (`requestChecksumCalculation: " +
     "'WHEN_REQUIRED'`). The SigV4 signature already holds the body's SHA-256, which S3 checks, but a bucket " +

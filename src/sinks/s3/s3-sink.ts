@@ -1,11 +1,10 @@
-import { finished } from 'node:stream/promises';
-import { createGzip, type Gzip } from 'node:zlib';
 import { batchFromNdjson, copyNdjson, eventFields, ndjsonBytes, ndjsonView } from '../../core/event-batch.js';
 import { OktailError, errorMessage } from '../../core/errors.js';
 import type { EventBatch, Sink, WriteResult } from '../../core/sink.js';
 import type { NetworkSinkOptions, SinkDriver } from '../shared/network-sink.js';
 import { createNetworkSink } from '../shared/network-sink.js';
 import type { S3Driver } from './driver.js';
+import { GzipMember } from './gzip-member.js';
 
 /** The pages held for one source: the next object, once flushed. */
 interface Unit {
@@ -17,9 +16,9 @@ interface Unit {
   readonly since: number;
   /**
    * Present while the pages are compressed as they arrive (gzip, and the first page fitting the limits):
-   * the object's key, the stream, what it produced so far, and each event's NDJSON size.
+   * the object's key, the compressed pages, and each event's NDJSON size.
    */
-  readonly gzip: { key: string; stream: Gzip; chunks: Buffer[]; sizes: number[] } | null;
+  readonly gzip: { key: string; member: GzipMember; sizes: number[] } | null;
   /** The pages as one batch, made at the first flush and kept for its retries. */
   batch: EventBatch | null;
 }
@@ -45,8 +44,8 @@ export interface S3SinkOptions extends NetworkSinkOptions {
  * stored one, however differently timing cuts it this time; whatever that object held past the new cut
  * is in the objects after it.
  *
- * With gzip each page is compressed as it arrives, into one stream per object: only the compressed
- * bytes are held (about a ninth), and no copy of the page is made. Without compression, and for a page
+ * With gzip each page is compressed as it arrives, into one gzip member per object (`GzipMember`): only
+ * the compressed bytes are held (about a ninth), and no copy of the page is made. Without compression, and for a page
  * that alone passes the limits, the pages are copied into a buffer per source instead.
  *
  * One network-sink helper per source, without a batch timeout: it sends each flushed unit as it is, and
@@ -89,7 +88,6 @@ export class S3Sink implements Sink {
     },
     flush: (source: string, signal: AbortSignal): Promise<WriteResult> => this.#flush(source, signal),
     drop: (source: string): void => {
-      this.#units.get(source)?.gzip?.stream.destroy();
       this.#units.delete(source);
       this.#buffers.delete(source);
     },
@@ -122,7 +120,7 @@ export class S3Sink implements Sink {
     }
     unit.batch = null;
     if (unit.gzip) {
-      const { stream, sizes } = unit.gzip;
+      const { member, sizes } = unit.gzip;
       for (let i = 0; i < batch.count; i++)
         sizes.push((batch.ends[i] as number) - (batch.starts[i] as number) + 1);
       let bytes = ndjsonView(batch);
@@ -131,10 +129,7 @@ export class S3Sink implements Sink {
         copyNdjson(batch, bytes);
       }
       try {
-        // Resolves once zlib consumed the bytes: the page's buffer may be reused from then on.
-        await new Promise<void>((resolve, reject) =>
-          stream.write(bytes, (err) => (err ? reject(err) : resolve())),
-        );
+        member.add(bytes);
       } catch (err) {
         this.holds.drop(batch.source);
         return this.#compressionFailed(err);
@@ -164,12 +159,7 @@ export class S3Sink implements Sink {
       source: () => batch.source,
       bytes: (i) => batch.data.subarray(batch.starts[i], batch.ends[i]),
     });
-    const stream = createGzip({ level: this.#level });
-    const chunks: Buffer[] = [];
-    stream.on('data', (chunk: Buffer) => chunks.push(chunk));
-    // Failures reach the write callbacks and `finished`.
-    stream.on('error', () => {});
-    return { ...base, gzip: { key, stream, chunks, sizes: [] } };
+    return { ...base, gzip: { key, member: new GzipMember(this.#level), sizes: [] } };
   }
 
   /** The source's buffer with room for `needed` bytes, keeping its first `used`. */
@@ -192,17 +182,9 @@ export class S3Sink implements Sink {
     if (!unit) return { kind: 'ok' };
     if (!unit.batch) {
       if (unit.gzip) {
-        const { stream, chunks, sizes, key } = unit.gzip;
-        try {
-          stream.end();
-          await finished(stream);
-        } catch (err) {
-          this.holds.drop(source);
-          return this.#compressionFailed(err);
-        }
+        const { member, sizes, key } = unit.gzip;
         unit.batch = sizedBatch(source, unit.domain, sizes);
-        this.#driver.prepared.set(unit.batch, { key, body: Buffer.concat(chunks) });
-        chunks.length = 0;
+        this.#driver.prepared.set(unit.batch, { key, body: member.finish() });
       } else {
         unit.batch = batchFromNdjson(source, unit.domain, this.#buffers.get(source)!.subarray(0, unit.bytes));
       }
