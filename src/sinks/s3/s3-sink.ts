@@ -45,8 +45,8 @@ export interface S3SinkOptions extends NetworkSinkOptions {
  * is in the objects after it.
  *
  * With gzip each page is compressed as it arrives, into one gzip member per object (`GzipMember`): only
- * the compressed bytes are held (about a ninth), and no copy of the page is made. Without compression, and for a page
- * that alone passes the limits, the pages are copied into a buffer per source instead.
+ * the compressed bytes are held (about a ninth), and no copy of the page is made. Without compression,
+ * and for a page that alone passes the limits, the pages are copied into a buffer per source instead.
  *
  * One network-sink helper per source, without a batch timeout: it sends each flushed unit as it is, and
  * cuts it into several objects only when a single page alone passes the limits (from the page's first
