@@ -38,11 +38,14 @@ export class HttpIngest {
   expectAuthorization: string | undefined;
   readonly #server: Server;
   readonly #hanging = new Set<ServerResponse>();
+  /** Requests whose body is still being read or answered. */
+  #handling = 0;
   #url = '';
 
   constructor(pki: TestPki) {
     this.#server = createServer({ cert: pki.server.cert, key: pki.server.key }, (req, res) => {
-      void this.#handle(req, res);
+      this.#handling++;
+      void this.#handle(req, res).finally(() => this.#handling--);
     });
   }
 
@@ -61,6 +64,25 @@ export class HttpIngest {
     for (const res of this.#hanging) res.destroy();
     this.#server.closeAllConnections();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  /**
+   * Resolves once no client is connected and every request that arrived has been answered. A killed
+   * client may have sent a whole request just before it died: the server still reads and answers it
+   * (with the mode of that moment), so a test must wait for this before changing `mode`.
+   */
+  async quiet(timeoutMs = 30_000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const connections = await new Promise<number>((resolve, reject) =>
+        this.#server.getConnections((err, n) => (err ? reject(err) : resolve(n))),
+      );
+      if (connections === 0 && this.#handling === 0) return;
+      if (performance.now() > deadline) {
+        throw new Error(`ingest still has ${connections} connections and ${this.#handling} requests`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 
   /** uuids of accepted events, in order. */
