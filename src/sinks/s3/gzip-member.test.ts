@@ -77,6 +77,40 @@ describe('GzipMember', () => {
     expect(gunzipSync(member.finish()).equals(Buffer.concat([first, second]))).toBe(true);
   });
 
+  it('grows its buffer past its first size, and a later member reuses it', () => {
+    // Random bytes barely compress: 3 MB of them pass the first 1 MB buffer.
+    const noise = [0, 1, 2].map((i) => {
+      const page = Buffer.alloc(1 << 20);
+      let x = 12345 + i;
+      for (let k = 0; k < page.length; k++) {
+        x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+        page[k] = x >>> 24;
+      }
+      return page;
+    });
+    const first = new GzipMember(3);
+    for (const page of noise) first.add(page);
+    const firstBody = first.finish();
+    expect(first.buffer.length).toBeGreaterThan(3 << 20);
+    expect(gunzipSync(firstBody).equals(Buffer.concat(noise))).toBe(true);
+
+    const input = pages(2, 300);
+    const second = new GzipMember(3, first.buffer);
+    for (const page of input) second.add(page);
+    const body = second.finish();
+    expect(second.buffer).toBe(first.buffer);
+    expect(gunzipSync(body).equals(Buffer.concat(input))).toBe(true);
+  });
+
+  it('can be finished again after more pages', () => {
+    const [a, b] = pages(2, 100) as [Buffer, Buffer];
+    const member = new GzipMember(3);
+    member.add(a);
+    expect(gunzipSync(member.finish()).equals(a)).toBe(true);
+    member.add(b);
+    expect(gunzipSync(member.finish()).equals(Buffer.concat([a, b]))).toBe(true);
+  });
+
   it('makes a valid empty member when given nothing', () => {
     const member = new GzipMember(3);
     member.add(Buffer.alloc(0));

@@ -9,45 +9,90 @@ import { constants, crc32, deflateRawSync } from 'node:zlib';
  * Compressing in the calling thread, rather than in a zlib stream on libuv's pool (which hands every
  * 16 KiB of output back to the main thread), took about a tenth less of the collector's CPU in an
  * alternating trial. It blocks the event loop for some 10-20 ms per page of 1,000 events (about 2 MB).
+ *
+ * The pieces are copied into one buffer, which the caller may hand to the next member once the object
+ * is stored. Memory outside V8's heap that grows between two full collections counts towards starting
+ * the next one (and `run` lets the heap grow by only 25 % between them): holding each piece, joining them
+ * per object and dropping zlib's 16 KiB output chunks made 18-19 full collections in a 200,000-event run
+ * against the file sink's 5; this way 9, and a peak RSS of 107-110 MB instead of 115-122 (its CPU moved
+ * less than the machine's noise).
  */
 export class GzipMember {
   readonly #level: number;
-  readonly #parts: Buffer[] = [];
+  #buffer: Buffer;
+  /** Bytes written to `#buffer`, the header included. */
+  #length: number;
   #crc = 0;
   #size = 0;
-  #compressed = 0;
 
-  constructor(level: number) {
+  /** `buffer`: one a member no longer needs (its object was stored), to write into instead of a new one. */
+  constructor(level: number, buffer?: Buffer) {
     this.#level = level;
+    this.#buffer = buffer && buffer.length >= MIN_BUFFER ? buffer : Buffer.allocUnsafe(MIN_BUFFER);
+    this.#length = HEADER_LENGTH;
+  }
+
+  /** Bytes written so far (without the trailer). */
+  get length(): number {
+    return this.#length;
+  }
+
+  /** The buffer this member writes into: for the next member, once this one's object is stored. */
+  get buffer(): Buffer {
+    return this.#buffer;
   }
 
   /** Compresses `bytes`; they may be reused as soon as this returns. */
   add(bytes: Buffer): void {
     if (bytes.length === 0) return;
-    const part = deflateRawSync(bytes, { level: this.#level, finishFlush: constants.Z_SYNC_FLUSH });
-    this.#parts.push(part);
-    this.#compressed += part.length;
+    // One output chunk for a usual page (2 MB of events deflate to about 230 KB), so zlib does not join
+    // chunks into a fresh buffer before it is copied here.
+    const part = deflateRawSync(bytes, {
+      level: this.#level,
+      finishFlush: constants.Z_SYNC_FLUSH,
+      chunkSize: CHUNK_SIZE,
+    });
+    this.#room(part.length);
+    part.copy(this.#buffer, this.#length);
+    this.#length += part.length;
     this.#crc = crc32(bytes, this.#crc);
     this.#size += bytes.length;
   }
 
-  /** The whole member: header, the pages' deflate blocks, an empty final block, CRC-32 and size. */
+  /**
+   * The whole member: header, the pages' deflate blocks, an empty final block, CRC-32 and size. A view
+   * of this member's buffer, valid until the buffer is handed to another member.
+   */
   finish(): Buffer {
-    const header = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extraFlags(this.#level), OS_UNIX]);
-    const trailer = Buffer.alloc(FINAL_BLOCK.length + 8);
-    FINAL_BLOCK.copy(trailer);
-    trailer.writeUInt32LE(this.#crc >>> 0, FINAL_BLOCK.length);
+    this.#room(TRAILER_LENGTH);
+    const buffer = this.#buffer;
+    buffer.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, extraFlags(this.#level), OS_UNIX], 0);
+    let at = this.#length;
+    at += FINAL_BLOCK.copy(buffer, at);
+    at = buffer.writeUInt32LE(this.#crc >>> 0, at);
     // ISIZE is the input's length modulo 2^32.
-    trailer.writeUInt32LE(this.#size % 2 ** 32, FINAL_BLOCK.length + 4);
-    return Buffer.concat(
-      [header, ...this.#parts, trailer],
-      header.length + this.#compressed + trailer.length,
-    );
+    at = buffer.writeUInt32LE(this.#size % 2 ** 32, at);
+    return buffer.subarray(0, at);
+  }
+
+  /** Room for `more` bytes after what is written. */
+  #room(more: number): void {
+    const needed = this.#length + more;
+    if (needed <= this.#buffer.length) return;
+    let size = this.#buffer.length * 2;
+    while (size < needed) size *= 2;
+    const grown = Buffer.allocUnsafe(size);
+    this.#buffer.copy(grown, 0, 0, this.#length);
+    this.#buffer = grown;
   }
 }
 
+const HEADER_LENGTH = 10;
 /** A final fixed-Huffman block holding only its end code: what zlib writes to end an empty stream. */
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
+const TRAILER_LENGTH = FINAL_BLOCK.length + 8;
+const CHUNK_SIZE = 256 * 1024;
+const MIN_BUFFER = 1 << 20;
 /** zlib's gzip header says Unix; kept so objects look as they did when zlib wrote the whole member. */
 const OS_UNIX = 3;
 

@@ -64,10 +64,11 @@ export class S3Sink implements Sink {
   readonly #perSource = new Map<string, Sink>();
   readonly #units = new Map<string, Unit>();
   /**
-   * Per source, the buffer uncompressed pages are copied into (a page's own bytes are reused once the
-   * next page is fetched). Kept from one object to the next while they fill it: copying each page into
-   * fresh memory and joining the copies per object (page faults, and the full collections V8 runs for
-   * that much new external memory) cost about 1.6 CPU s more per 200,000 events in a trial.
+   * Per source, the buffer its object is written into: the pages copied uncompressed (a page's own bytes
+   * are reused once the next page is fetched), or the gzip member. Kept from one object to the next while
+   * they fill it: copying each page into fresh memory and joining the copies per object (page faults, and
+   * the full collections V8 runs for that much new external memory) cost about 1.6 CPU s more per
+   * 200,000 events in a trial. Only a source without a unit in flight hands its buffer to a new one.
    */
   readonly #buffers = new Map<string, Buffer>();
   #closed: Promise<void> | null = null;
@@ -159,7 +160,9 @@ export class S3Sink implements Sink {
       source: () => batch.source,
       bytes: (i) => batch.data.subarray(batch.starts[i], batch.ends[i]),
     });
-    return { ...base, gzip: { key, member: new GzipMember(this.#level), sizes: [] } };
+    // The source has no unit: the buffer its last object was sent from is free again.
+    const member = new GzipMember(this.#level, this.#buffers.get(batch.source));
+    return { ...base, gzip: { key, member, sizes: [] } };
   }
 
   /** The source's buffer with room for `needed` bytes, keeping its first `used`. */
@@ -199,9 +202,12 @@ export class S3Sink implements Sink {
     const result = await sink.write(unit.batch, signal);
     if (result.kind === 'ok' && this.#units.get(source) === unit) {
       this.#units.delete(source);
+      // Stored: the object's buffer is kept for the source's next one.
+      if (unit.gzip) this.#buffers.set(source, unit.gzip.member.buffer);
       // A source that caught up sends small objects: it need not keep a buffer sized for a backlog.
       const buffer = this.#buffers.get(source);
-      if (buffer && buffer.length > MIN_BUFFER && unit.bytes < buffer.length / 4) {
+      const used = unit.gzip ? unit.gzip.member.length : unit.bytes;
+      if (buffer && buffer.length > MIN_BUFFER && used < buffer.length / 4) {
         this.#buffers.delete(source);
       }
     }
