@@ -644,7 +644,12 @@ const SINK_NOTES = [
     "107-113 MB. That stream ran on libuv's pool and handed each 16 KiB of output back to the main thread; " +
     'deflating each page on the main thread instead, alternating the two builds one round each (4 pairs, ' +
     '17:55-18:01 UTC), took 6.96, 7.72, 6.99 and 7.50 CPU s against 7.97, 8.98, 8.40 and 6.67, with the ' +
-    "file sink's rounds at 3.88-4.91 s.",
+    "file sink's rounds at 3.88-4.91 s. Holding each page's compressed piece, joining the pieces per object and " +
+    "the 16 KiB chunks zlib drops then made 18-19 full collections a run against the file sink's 5 (memory " +
+    'outside the heap that grows between two full collections counts towards the next, and `run` lets the ' +
+    'heap grow by only 25 %); writing the pieces into one buffer per source, reused from object to object, ' +
+    'made 9. Alternating the two builds (4 pairs, 19:12-19:19 UTC): peak RSS 107-110 MB against 115-122, s3 ' +
+    'CPU 8.17, 8.01, 8.46 and 7.84 s against 7.76, 8.49, 8.10 and 8.11 (no change beyond the noise).',
   '',
   "Tried for s3 and not kept: leaving out the SDK's CRC32 of each object (`requestChecksumCalculation: " +
     "'WHEN_REQUIRED'`). The SigV4 signature already holds the body's SHA-256, which S3 checks, but a bucket " +
