@@ -8,7 +8,13 @@ import { S3Server } from './support/s3.js';
 import { collect, readState, runCli, spawnCli, startOrg, type TestOrg } from './support/harness.js';
 import { generatedSinkItems, taggedBytes } from './support/sink-items.js';
 import { waitUntil, writeConfigWithSink } from './support/sink-config.js';
-import { itemsOf } from '../src/sinks/shared/network-sink.js';
+import { itemsOf, type SendOutcome, type SinkItems } from '../src/sinks/shared/network-sink.js';
+import { S3Sink } from '../src/sinks/s3/s3-sink.js';
+import { batchFromNdjson } from '../src/core/event-batch.js';
+import { silentLogger } from '../src/telemetry/logger.js';
+import { LogTelemetry } from '../src/telemetry/telemetry.js';
+
+const LF = Buffer.from('\n');
 
 const HOUR = 3600_000;
 
@@ -111,6 +117,80 @@ describe('s3 sink driver against s3rver with the AWS SDK', () => {
     expect(r2.kind).toBe('permanent');
     expect(r2.kind === 'permanent' && r2.error.message).toMatch(/InvalidAccessKeyId|SignatureDoesNotMatch/);
     expect(r2.kind === 'permanent' && r2.error.message).not.toContain('wrong-secret-key-value');
+  });
+
+  it('sends a held gzip object again after a failed PUT, and builds the next object in the same buffer', async () => {
+    /** Fails the first PUT it is given and records the key and body of every attempt. */
+    class FlakyDriver extends S3Driver {
+      failures = 1;
+      readonly attempts: { key: string; body: Buffer }[] = [];
+      override async send(items: SinkItems, s: AbortSignal): Promise<SendOutcome> {
+        const prepared = this.prepared.get(items.batch!(0));
+        this.attempts.push({ key: prepared!.key, body: Buffer.from(prepared!.body) });
+        if (this.failures-- > 0) return { kind: 'retry', reason: 'http_503', error: new Error('busy') };
+        return super.send(items, s);
+      }
+    }
+    const prefix = `reuse-${Date.now()}/`;
+    const d = new FlakyDriver({
+      name: 'lake',
+      bucket: 'security-logs',
+      region: 'us-east-1',
+      endpoint: server.endpoint,
+      forcePathStyle: true,
+      keyPrefix: prefix,
+      compression: 'gzip',
+      compressionLevel: 3,
+      credentials: { accessKeyId: server.accessKeyId, secretAccessKey: server.secretAccessKey },
+    });
+    const sink = new S3Sink({
+      name: 'lake',
+      inputs: ['okta'],
+      type: 's3',
+      driver: d,
+      compression: 'gzip',
+      compressionLevel: 3,
+      settings: {
+        batch: { maxEvents: 100_000, maxBytes: 50_000_000, timeoutMs: 0 },
+        request: { timeoutMs: 30_000, concurrency: 1 },
+        retry: { initialBackoffMs: 1, maxBackoffMs: 5 },
+      },
+      holdMs: 600_000,
+      telemetry: new LogTelemetry(silentLogger()),
+      log: silentLogger(),
+    });
+    // Four pages of 300 events; the first object holds pages 1-2, the second pages 3-4.
+    const events = generatedSinkItems(1200, 41);
+    const page = (k: number) => {
+      const part = events.slice(k * 300, (k + 1) * 300);
+      return batchFromNdjson('okta', 'acme.okta.com', Buffer.concat(part.flatMap((e) => [e.bytes, LF])));
+    };
+    expect(await sink.write(page(0))).toEqual({ kind: 'held' });
+    expect(await sink.write(page(1))).toEqual({ kind: 'held' });
+    expect(await sink.holds.flush('okta', signal())).toEqual({ kind: 'ok' });
+    // The retry sent the very bytes of the failed attempt.
+    expect(d.attempts).toHaveLength(2);
+    expect(d.attempts[1]!.key).toBe(d.attempts[0]!.key);
+    expect(d.attempts[1]!.body.equals(d.attempts[0]!.body)).toBe(true);
+
+    expect(await sink.write(page(2))).toEqual({ kind: 'held' });
+    expect(await sink.write(page(3))).toEqual({ kind: 'held' });
+    expect(await sink.holds.flush('okta', signal())).toEqual({ kind: 'ok' });
+    await sink.close();
+
+    const stored = await keys(prefix);
+    expect(stored).toHaveLength(2);
+    const uuids = (raw: Buffer) =>
+      gunzipSync(raw)
+        .toString('utf8')
+        .trimEnd()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as { uuid: string }).uuid);
+    const first = uuids(await body(stored.find((k) => k === d.attempts[0]!.key)!));
+    const second = uuids(await body(stored.find((k) => k !== d.attempts[0]!.key)!));
+    // The second object was built in the buffer the first was sent from: the first is still whole.
+    expect(first).toEqual(events.slice(0, 600).map((e) => e.uuid));
+    expect(second).toEqual(events.slice(600).map((e) => e.uuid));
   });
 
   it('asks for a retry while the store is unreachable', async () => {

@@ -1,4 +1,5 @@
 import { constants, crc32, deflateRawSync } from 'node:zlib';
+import { withRoom } from './room.js';
 
 /**
  * One gzip member (RFC 1952) built page by page: each page is deflated on its own and ended with a sync
@@ -28,7 +29,7 @@ export class GzipMember {
   /** `buffer`: one a member no longer needs (its object was stored), to write into instead of a new one. */
   constructor(level: number, buffer?: Buffer) {
     this.#level = level;
-    this.#buffer = buffer && buffer.length >= MIN_BUFFER ? buffer : Buffer.allocUnsafe(MIN_BUFFER);
+    this.#buffer = withRoom(buffer, 0, HEADER_LENGTH + TRAILER_LENGTH);
     this.#length = HEADER_LENGTH;
   }
 
@@ -77,13 +78,7 @@ export class GzipMember {
 
   /** Room for `more` bytes after what is written. */
   #room(more: number): void {
-    const needed = this.#length + more;
-    if (needed <= this.#buffer.length) return;
-    let size = this.#buffer.length * 2;
-    while (size < needed) size *= 2;
-    const grown = Buffer.allocUnsafe(size);
-    this.#buffer.copy(grown, 0, 0, this.#length);
-    this.#buffer = grown;
+    this.#buffer = withRoom(this.#buffer, this.#length, this.#length + more);
   }
 }
 
@@ -92,7 +87,6 @@ const HEADER_LENGTH = 10;
 const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
 const TRAILER_LENGTH = FINAL_BLOCK.length + 8;
 const CHUNK_SIZE = 256 * 1024;
-const MIN_BUFFER = 1 << 20;
 /** zlib's gzip header says Unix; kept so objects look as they did when zlib wrote the whole member. */
 const OS_UNIX = 3;
 

@@ -17,7 +17,7 @@ const S3BatchSchema = z
     max_bytes: intBetween(1024, 1_000_000_000)
       .default(50_000_000)
       .describe(
-        'Most bytes of events in one object (before compression); held in memory until written, compressed with gzip.',
+        'Most bytes of events in one object (before compression). Held in memory until written: compressed with gzip, as they are without.',
       ),
     timeout_secs: z
       .number({ error: 'must be a number of seconds' })

@@ -5,6 +5,7 @@ import type { NetworkSinkOptions, SinkDriver } from '../shared/network-sink.js';
 import { createNetworkSink } from '../shared/network-sink.js';
 import type { S3Driver } from './driver.js';
 import { GzipMember } from './gzip-member.js';
+import { withRoom, worthKeeping } from './room.js';
 
 /** The pages held for one source: the next object, once flushed. */
 interface Unit {
@@ -22,9 +23,6 @@ interface Unit {
   /** The pages as one batch, made at the first flush and kept for its retries. */
   batch: EventBatch | null;
 }
-
-/** The smallest buffer a source's uncompressed pages are gathered in. */
-const MIN_BUFFER = 1 << 20;
 
 export interface S3SinkOptions extends NetworkSinkOptions {
   driver: S3Driver;
@@ -167,16 +165,10 @@ export class S3Sink implements Sink {
 
   /** The source's buffer with room for `needed` bytes, keeping its first `used`. */
   #room(source: string, used: number, needed: number): Buffer {
-    const current = this.#buffers.get(source);
-    if (current && current.length >= needed) return current;
-    let size = Math.max(current?.length ?? 0, MIN_BUFFER);
-    while (size < needed) size *= 2;
     // Doubling past max_bytes would only hold memory no object uses (a page alone may still pass it).
-    size = Math.max(needed, Math.min(size, this.#options.settings.batch.maxBytes));
-    const grown = Buffer.allocUnsafe(size);
-    current?.copy(grown, 0, 0, used);
-    this.#buffers.set(source, grown);
-    return grown;
+    const buffer = withRoom(this.#buffers.get(source), used, needed, this.#options.settings.batch.maxBytes);
+    this.#buffers.set(source, buffer);
+    return buffer;
   }
 
   async #flush(source: string, signal: AbortSignal): Promise<WriteResult> {
@@ -206,8 +198,7 @@ export class S3Sink implements Sink {
       if (unit.gzip) this.#buffers.set(source, unit.gzip.member.buffer);
       // A source that caught up sends small objects: it need not keep a buffer sized for a backlog.
       const buffer = this.#buffers.get(source);
-      const used = unit.gzip ? unit.gzip.member.length : unit.bytes;
-      if (buffer && buffer.length > MIN_BUFFER && used < buffer.length / 4) {
+      if (buffer && !worthKeeping(buffer, unit.gzip ? unit.gzip.member.length : unit.bytes)) {
         this.#buffers.delete(source);
       }
     }

@@ -318,7 +318,6 @@ class RunItems implements SinkItems {
   }
 }
 
-/** Whether the run's events lie one after the other in its batch's bytes, each followed by "\n". */
 /** `SinkItems` over plain objects: for drivers' unit tests and callers that hold events one by one. */
 export function itemsOf(list: readonly SinkItem[]): SinkItems {
   const at = (i: number): SinkItem => {
